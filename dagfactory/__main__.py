@@ -1,0 +1,5 @@
+"""Allow ``python -m dagfactory``."""
+
+from dagfactory.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Load one YAML config safely into plain data, remembering where every value came from.
+
+Only YAML's standard types are accepted (no Python tags), timestamps stay the text
+the user wrote, duplicate keys and non-string keys are errors, and alias expansion,
+nesting depth and file size are bounded so that no input can exhaust the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from dagfactory.errors import ConfigError, SpecError, SpecPath
+
+MAX_BYTES = 1_000_000
+MAX_NODES = 200_000
+MAX_DEPTH = 50
+
+_TAG = "tag:yaml.org,2002:"
+_TEXT_TAGS = {_TAG + "str", _TAG + "timestamp"}
+_TYPED_TAGS = {_TAG + "null", _TAG + "bool", _TAG + "int", _TAG + "float"}
+_MERGE_TAG = _TAG + "merge"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A 1-based line and column in the config file."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Document:
+    """A loaded config: plain data plus the source position of every value and key."""
+
+    name: str
+    data: dict[str, Any]
+    marks: dict[SpecPath, Mark] = field(default_factory=dict)
+    key_marks: dict[SpecPath, Mark] = field(default_factory=dict)
+    plain_text: dict[SpecPath, str] = field(default_factory=dict)
+
+    def locate(self, path: SpecPath, *, key: bool = False) -> Mark:
+        """Where ``path`` is written (its key if ``key``), else its nearest written parent."""
+        if key and path in self.key_marks:
+            return self.key_marks[path]
+        while path not in self.marks and path:
+            path = path[:-1]
+        return self.marks.get(path, Mark(1, 1))
+
+    def error(self, path: SpecPath, message: str, *, key: bool = False) -> SpecError:
+        mark = self.locate(path, key=key)
+        return SpecError(self.name, mark.line, mark.column, path, message)
+
+
+def load_file(path: Path, name: str | None = None) -> Document:
+    """Read and load ``path``; raise :class:`ConfigError` with every problem found."""
+    name = name or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            [SpecError(name, 1, 1, (), f"cannot read file: {exc.strerror}")]
+        ) from None
+    return load_bytes(raw, name)
+
+
+def load_bytes(raw: bytes, name: str) -> Document:
+    """Load UTF-8 YAML bytes (a byte-order mark is accepted) into a :class:`Document`."""
+    if len(raw) > MAX_BYTES:
+        message = (
+            f"file is {len(raw):,} bytes; configs are limited to {MAX_BYTES:,} bytes"
+        )
+        raise ConfigError([SpecError(name, 1, 1, (), message)])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = (
+            f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; save the file as UTF-8"
+        )
+        raise ConfigError([SpecError(name, line, column, (), message)]) from None
+    return load_text(text, name)
+
+
+def load_text(text: str, name: str) -> Document:
+    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem."""
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([_syntax_error(exc, name)]) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _position(text, exc.position)
+        message = f"the control character U+{exc.character:04X} is not allowed in YAML; remove it"
+        raise ConfigError([SpecError(name, line, column, (), message)]) from None
+    except RecursionError:
+        message = (
+            f"nesting is too deep (more than {MAX_DEPTH} levels are not supported)"
+        )
+        raise ConfigError([SpecError(name, 1, 1, (), message)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if root is None:
+        expected = "a mapping with the keys dag, download, trainers and chooser"
+        raise ConfigError(
+            [SpecError(name, 1, 1, (), f"the file is empty; expected {expected}")]
+        )
+    builder = _Builder(loader, name)
+    data = builder.build(root, (), 0)
+    if not builder.errors and not isinstance(data, dict):
+        builder.errors.append(
+            builder.error(root, (), "the top level must be a mapping of keys to values")
+        )
+    if builder.errors:
+        raise ConfigError(builder.errors)
+    return Document(name, data, builder.marks, builder.key_marks, builder.plain_text)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or "invalid YAML"
+    if exc.context:
+        problem = f"{problem} ({exc.context})"
+    if "'\\t'" in problem:
+        problem += "; indent with spaces, YAML does not allow tabs there"
+    if "expected a single document" in problem:
+        problem = "found a second YAML document; a config holds exactly one (remove the '---' separator)"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return SpecError(name, line, column, (), f"invalid YAML: {problem}")
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+class _Abort(Exception):
+    """Stops building when going on would cost unbounded time or memory."""
+
+
+class _Builder:
+    """Turns a composed YAML node graph into plain Python data with marks."""
+
+    def __init__(self, loader: yaml.SafeLoader, name: str) -> None:
+        self.loader = loader
+        self.name = name
+        self.nodes = 0
+        self.errors: list[SpecError] = []
+        self.marks: dict[SpecPath, Mark] = {}
+        self.key_marks: dict[SpecPath, Mark] = {}
+        self.plain_text: dict[SpecPath, str] = {}
+
+    def error(self, node: Node, path: SpecPath, message: str) -> SpecError:
+        return SpecError(
+            self.name,
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+            path,
+            message,
+        )
+
+    def build(self, node: Node, path: SpecPath, depth: int) -> Any:
+        try:
+            return self._build(node, path, depth)
+        except _Abort:
+            return None
+
+    def _build(self, node: Node, path: SpecPath, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self._abort(
+                node,
+                path,
+                f"more than {MAX_NODES:,} values (are aliases expanding without bound?)",
+            )
+        if depth > MAX_DEPTH:
+            self._abort(
+                node,
+                path,
+                f"nesting is too deep (more than {MAX_DEPTH} levels are not supported)",
+            )
+        self.marks[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            self._expect_tag(node, path, _TAG + "seq")
+            return [
+                self._build(item, (*path, index), depth + 1)
+                for index, item in enumerate(node.value)
+            ]
+        return self._scalar(node, path)
+
+    def _abort(self, node: Node, path: SpecPath, message: str) -> None:
+        self.errors.append(self.error(node, path, message))
+        raise _Abort
+
+    def _expect_tag(self, node: Node, path: SpecPath, tag: str) -> None:
+        if node.tag != tag:
+            self._abort(
+                node,
+                path,
+                f"the tag {node.tag!r} is not allowed; only plain YAML values are",
+            )
+
+    def _scalar(self, node: ScalarNode, path: SpecPath) -> Any:
+        if node.style is None:
+            self.plain_text[path] = node.value
+        return self._scalar_value(node, path)
+
+    def _scalar_value(self, node: ScalarNode, path: SpecPath) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return node.value
+        if node.tag not in _TYPED_TAGS:
+            self._abort(
+                node,
+                path,
+                f"the tag {node.tag!r} is not allowed; only plain YAML values are",
+            )
+        return self.loader.construct_object(node)
+
+    def _mapping(self, node: MappingNode, path: SpecPath, depth: int) -> dict[str, Any]:
+        self._expect_tag(node, path, _TAG + "map")
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        seen: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged = self._merge(value_node, path, depth) | merged
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                self.errors.append(
+                    self.error(
+                        key_node,
+                        (*path, key),
+                        f"duplicate key {key!r} (first defined on line {first}); keep one",
+                    )
+                )
+                continue
+            seen[key] = key_node
+            child = (*path, key)
+            self.key_marks[child] = Mark(
+                key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            )
+            result[key] = self._build(value_node, child, depth + 1)
+        return merged | result
+
+    def _merge(self, node: Node, path: SpecPath, depth: int) -> dict[str, Any]:
+        """Resolve a ``<<`` merge key: earlier mappings in a list win over later ones."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self._abort(
+                    source,
+                    path,
+                    "a '<<' merge key takes a mapping or a list of mappings",
+                )
+            merged = self._mapping(source, path, depth + 1) | merged
+            self.nodes += 1
+        return merged
+
+    def _key(self, node: Node, path: SpecPath) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.errors.append(
+                self.error(
+                    node, path, "a key must be a plain name, not a list or mapping"
+                )
+            )
+            return None
+        key = self._scalar_value(node, path)
+        if isinstance(key, str):
+            return key
+        kind = "null" if key is None else type(key).__name__
+        message = f"the key {node.value!r} is read by YAML as {kind} {key!r}, not text; quote it: '{node.value}'"
+        self.errors.append(self.error(node, path, message))
+        return None

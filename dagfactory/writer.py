@@ -1,0 +1,78 @@
+"""Write generated files safely.
+
+A file is written atomically (a temporary file in the same folder, then a rename),
+only when its bytes change (so mtimes stay and the scheduler does not re-parse), and
+never over a file that dagfactory did not generate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagfactory.render import GENERATED_MARKER
+
+_MARKER = GENERATED_MARKER.encode()
+
+
+class Status(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    FOREIGN = "foreign"  # the path holds a file dagfactory did not generate
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file to generate: where, what, and from which config."""
+
+    path: Path
+    content: str
+    source: str
+
+    def status(self) -> Status:
+        try:
+            current = self.path.read_bytes()
+        except FileNotFoundError:
+            return Status.CREATE
+        if current == self.content.encode():
+            return Status.UNCHANGED
+        if not current.startswith(_MARKER):
+            return Status.FOREIGN
+        return Status.UPDATE
+
+    def diff(self) -> str:
+        """A unified diff from what is on disk to what would be written."""
+        try:
+            current = self.path.read_text("utf-8")
+        except FileNotFoundError:
+            current = ""
+        lines = difflib.unified_diff(
+            current.splitlines(keepends=True),
+            self.content.splitlines(keepends=True),
+            fromfile=f"{self.path} (on disk)",
+            tofile=f"{self.path} (from {self.source})",
+        )
+        return "".join(lines)
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content.encode())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Example training callables for the demo pipelines in configs/."""

@@ -1,0 +1,7 @@
+"""Stand-in data step: returns a small summary, as a real download would return a path."""
+
+
+def fetch(rows: int) -> int:
+    """Pretend to download ``rows`` rows and report how many arrived."""
+    print(f"fetched {rows} rows")
+    return rows

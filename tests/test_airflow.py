@@ -1,0 +1,110 @@
+"""Generated DAGs in real Airflow 3: parsed by a DagBag and run end to end on SQLite."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from dagfactory.loader import load_file
+from dagfactory.model import build_pipeline
+from dagfactory.render import render_pipeline
+from dagfactory.runner import run_dag
+
+pytestmark = pytest.mark.airflow
+
+GENERATED = ROOT / "generated_dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(GENERATED))
+
+
+def test_every_generated_file_loads_without_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    generated = {path.stem for path in GENERATED.glob("*.py")}
+    assert set(dagbag.dag_ids) == generated == {"xcom_dag", "min_loss_dag"}
+
+
+def test_xcom_dag_has_the_classic_shape(dagbag):
+    dag = dagbag.dags["xcom_dag"]
+    trainers = [f"processing_tasks.training_model_{name}" for name in "abc"]
+    assert set(dag.task_ids) == {"downloading_data", *trainers, "task_4"}
+    assert "processing_tasks" in dag.task_group.children
+    assert dag.get_task("downloading_data").downstream_task_ids == set(trainers)
+    for task_id in trainers:
+        assert dag.get_task(task_id).downstream_task_ids == {"task_4"}
+    assert dag.get_task("downloading_data").bash_command == "sleep 3"
+    assert dag.schedule == "@daily"
+    assert dag.catchup is False
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+def xcom_values(result, key):
+    return {x.task_id: x.value for x in result.xcoms if x.key == key}
+
+
+def test_xcom_dag_runs_and_the_chooser_keeps_the_most_accurate(airflow_home):
+    result = run_dag("xcom_dag", GENERATED, airflow_home)
+    assert result.succeeded, result.log[-3000:]
+    accuracies = xcom_values(result, "model_accuracy")
+    assert set(accuracies) == {
+        f"processing_tasks.training_model_{name}" for name in "abc"
+    }
+    assert all(
+        isinstance(value, float) and 0.1 <= value <= 10.0
+        for value in accuracies.values()
+    )
+    best = max(accuracies, key=accuracies.__getitem__)
+    assert xcom_values(result, "best_model") == {
+        "task_4": {"task_id": best, "value": accuracies[best]}
+    }
+
+
+def test_min_mode_keeps_the_lowest_metric(airflow_home):
+    result = run_dag("min_loss_dag", GENERATED, airflow_home)
+    assert result.succeeded, result.log[-3000:]
+    assert xcom_values(result, "val_loss") == {
+        "candidates.train_depth_2": 0.42,
+        "candidates.train_depth_4": 0.17,
+        "candidates.train_depth_8": 0.3,
+    }
+    winner = {"task_id": "candidates.train_depth_4", "value": 0.17}
+    assert xcom_values(result, "best_model") == {"pick_lowest_loss": winner}
+    assert xcom_values(result, "return_value")["fetch_dataset"] == 1000
+
+
+def test_chooser_fails_naming_every_trainer_without_a_number(tmp_path, airflow_home):
+    config = (ROOT / "configs" / "min_loss_dag.yaml").read_text()
+    config = (
+        config.replace("dag_id: min_loss_dag", "dag_id: broken_metrics")
+        .replace("retries: 1", "retries: 0")
+        .replace("{value: 0.42}", "{value: not a number}")
+        .replace("{value: 0.3}", "{value: null}")
+    )
+    config_path = tmp_path / "broken.yaml"
+    config_path.write_text(config)
+    dags = tmp_path / "dags"
+    shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
+    (dags / "broken_metrics.py").write_text(
+        render_pipeline(build_pipeline(load_file(config_path)))
+    )
+    result = run_dag("broken_metrics", dags, airflow_home)
+    assert result.state == "failed"
+    assert xcom_values(result, "best_model") == {}
+    assert (
+        "no finite number under the XCom key 'val_loss': candidates.train_depth_2 pushed 'not a number';"
+        " candidates.train_depth_8 pushed nothing" in result.log
+    )
+    assert math.isclose(
+        xcom_values(result, "val_loss")["candidates.train_depth_4"], 0.17
+    )

@@ -1,0 +1,136 @@
+"""Loading YAML: plain data, marks, and every way a file can be broken or hostile."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dagfactory.errors import ConfigError
+from dagfactory.loader import MAX_BYTES, Mark, load_bytes, load_text
+
+
+def errors_of(text: str | bytes) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        if isinstance(text, bytes):
+            load_bytes(text, "f.yaml")
+        else:
+            load_text(text, "f.yaml")
+    return [str(error) for error in caught.value.errors]
+
+
+def test_values_and_marks():
+    doc = load_text(
+        "dag:\n  dag_id: x\n  tags: [a, 'b']\n  start_date: 2020-01-01\n", "f.yaml"
+    )
+    assert doc.data == {
+        "dag": {"dag_id": "x", "tags": ["a", "b"], "start_date": "2020-01-01"}
+    }
+    assert doc.locate(("dag", "dag_id")) == Mark(2, 11)
+    assert doc.locate(("dag", "dag_id"), key=True) == Mark(2, 3)
+    assert doc.locate(("dag", "tags", 1)) == Mark(3, 13)
+    assert doc.locate(("dag", "missing", 3)) == Mark(2, 3)  # nearest written parent
+    assert doc.plain_text[("dag", "tags", 0)] == "a"
+    assert ("dag", "tags", 1) not in doc.plain_text  # quoted
+
+
+def test_timestamps_stay_as_written():
+    assert load_text("d: 2020-1-1\n", "f.yaml").data == {"d": "2020-1-1"}
+
+
+def test_merge_keys_are_supported():
+    doc = load_text("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n", "f.yaml")
+    assert doc.data["d"] == {"x": 1, "y": 3}
+
+
+def test_byte_order_mark_is_accepted():
+    assert load_bytes(b"\xef\xbb\xbfa: 1\n", "f.yaml").data == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "a: 1\nb: 2\na: 3\n",
+            "f.yaml:3:1: error: a: duplicate key 'a' (first defined on line 1)",
+        ),
+        (
+            "on: 1\n",
+            "f.yaml:1:1: error: (top level): the key 'on' is read by YAML as bool True",
+        ),
+        ("a:\n  1: x\n", "f.yaml:2:3: error: a: the key '1' is read by YAML as int 1"),
+        (
+            "x: !!python/object/apply:os.system [echo hi]\n",
+            "f.yaml:1:4: error: x: the tag 'tag:yaml.org,2002:python/object/apply:os.system' is not allowed",
+        ),
+        ("x: !custom 1\n", "f.yaml:1:4: error: x: the tag '!custom' is not allowed"),
+        ("", "f.yaml:1:1: error: (top level): the file is empty"),
+        ("# only a comment\n", "f.yaml:1:1: error: (top level): the file is empty"),
+        (
+            "- a\n- b\n",
+            "f.yaml:1:1: error: (top level): the top level must be a mapping",
+        ),
+        (
+            "just text\n",
+            "f.yaml:1:1: error: (top level): the top level must be a mapping",
+        ),
+        (
+            "a: 1\n---\nb: 2\n",
+            "f.yaml:2:1: error: (top level): invalid YAML: found a second YAML document",
+        ),
+        (
+            "a:\n\tb: 1\n",
+            "f.yaml:2:1: error: (top level): invalid YAML: found character '\\t' that cannot start any token",
+        ),
+        (
+            "a: [1, 2\n",
+            "f.yaml:2:1: error: (top level): invalid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            "a: b\nc: \x00\n",
+            "f.yaml:2:4: error: (top level): the control character U+0000 is not allowed",
+        ),
+        (
+            "? [a, b]\n: 1\n",
+            "f.yaml:1:3: error: (top level): a key must be a plain name",
+        ),
+    ],
+)
+def test_broken_yaml_is_reported_at_its_position(text, expected):
+    assert any(message.startswith(expected) for message in errors_of(text)), errors_of(
+        text
+    )
+
+
+def test_all_errors_of_a_file_at_once():
+    messages = errors_of("a: 1\na: 2\nb: 1\nb: 2\n")
+    assert [m.split(": error")[0] for m in messages] == ["f.yaml:2:1", "f.yaml:4:1"]
+
+
+def test_non_utf8_bytes_are_located():
+    (message,) = errors_of(b"a: 1\nb: caf\xe9\n")
+    assert message.startswith(
+        "f.yaml:2:7: error: (top level): byte 0xe9 is not valid UTF-8"
+    )
+
+
+def test_size_limit():
+    (message,) = errors_of(b"a: 1\n" + b"#" * MAX_BYTES)
+    assert "configs are limited to 1,000,000 bytes" in message
+
+
+def test_alias_bomb_is_stopped_quickly():
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [{', '.join([f'*{previous}'] * 10)}]")
+    started = time.perf_counter()
+    (message,) = errors_of("\n".join(lines) + "\n")
+    assert "aliases expanding without bound" in message
+    assert time.perf_counter() - started < 10  # a bound on the attack, not a benchmark
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 100 + "]" * 100, "a: " + "[" * 100_000])
+def test_deep_nesting(text):
+    (message,) = errors_of(text + "\n")
+    assert "nesting is too deep" in message or "invalid YAML" in message

@@ -1,0 +1,166 @@
+"""Rendering: literals, layout, determinism, and the rules generated code must keep."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conftest import VALID
+from dagfactory.loader import load_text
+from dagfactory.model import build_pipeline, parse_duration
+from dagfactory.render import GENERATED_MARKER, python_literal, render_pipeline
+
+
+def render(text: str, name: str = "configs/demo.yaml") -> str:
+    return render_pipeline(build_pipeline(load_text(text, name)))
+
+
+NASTY_TEXT = [
+    "",
+    "plain",
+    "it's",
+    'say "hi"',
+    "both ' and \"",
+    '"""',
+    "'''",
+    "back\\slash\\",
+    "new\nline",
+    "\r\n\t",
+    "nul\x00byte",
+    "\x1b[31mred",
+    "line\u2028separator\u2029",
+    "{{ ds }} {% if x %}{# c #}",
+    "import os; os.system('x')",
+    '"); import os; ("',
+    "émoji 🎉 and 中文",
+    "\udcff lone surrogate-escaped",
+]
+
+
+@pytest.mark.parametrize("text", NASTY_TEXT)
+def test_string_literal_round_trips(text):
+    assert ast.literal_eval(python_literal(text)) == text
+
+
+def test_literals_of_every_kind():
+    value = {"a": [1, -2.5, True, None, "x"], "b": {}, "c": [], "d": {"e": 10**30}}
+    assert ast.literal_eval(python_literal(value, 8)) == value
+    assert (
+        python_literal(datetime(2020, 1, 2, 3, 4, tzinfo=UTC))
+        == "datetime(2020, 1, 2, 3, 4, tzinfo=timezone.utc)"
+    )
+    assert python_literal(timedelta(minutes=90)) == "timedelta(minutes=90)"
+    assert python_literal(timedelta(seconds=61)) == "timedelta(seconds=61)"
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), object(), {1: "x"}, b"bytes"]
+)
+def test_values_without_a_literal_are_refused(value):
+    with pytest.raises((TypeError, ValueError)):
+        python_literal(value)
+
+
+def test_durations():
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("2d") == timedelta(days=2)
+    assert parse_duration(45) == timedelta(seconds=45)
+
+
+def test_output_is_deterministic_and_marked():
+    first, second = render(VALID), render(VALID)
+    assert first == second
+    assert first.startswith(
+        f'{GENERATED_MARKER} from "configs/demo.yaml". Do not edit:\n'
+    )
+    compile(first, "demo.py", "exec")
+
+
+def test_generated_code_imports_only_airflow_and_the_standard_library():
+    tree = ast.parse(render(VALID))
+    modules = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert modules == {
+        "importlib",
+        "math",
+        "datetime",
+        "airflow.sdk",
+        "airflow.providers.standard.operators.bash",
+        "airflow.providers.standard.operators.python",
+    }
+    assert "pkg.models" not in {
+        getattr(node, "module", None) for node in ast.walk(tree)
+    }
+
+
+def test_airflow_templates_in_values_reach_the_dag_verbatim():
+    text = VALID.replace(
+        "bash_command: echo hello", "bash_command: 'echo {{ ds }} ${HOME} $((1+1))'"
+    )
+    assert 'bash_command="echo {{ ds }} ${HOME} $((1+1))",' in render(text)
+
+
+def test_hostile_text_stays_data():
+    text = VALID.replace(
+        "bash_command: echo hello",
+        'bash_command: "\\"\\"\\")\\nimport os\\nos.system(\\"x\\")#"',
+    )
+    source = render(text)
+    tree = ast.parse(source)
+    top_level = [type(node).__name__ for node in tree.body]
+    assert top_level == [
+        "Import",
+        "Import",
+        "ImportFrom",
+        "ImportFrom",
+        "ImportFrom",
+        "ImportFrom",
+        "FunctionDef",
+        "FunctionDef",
+        "FunctionDef",
+        "With",
+    ]
+
+
+def test_generated_code_is_ruff_clean(tmp_path):
+    config = VALID.replace(
+        "  start_date: 2024-01-01\n",
+        (
+            "  start_date: 2024-01-01T06:30:00+02:00\n"
+            '  description: "a very long description that goes well beyond the eighty-eight column limit of ruff"\n'
+            "  schedule: '0 6 * * 1-5'\n"
+            "  tags: [a, b]\n"
+            "  default_args: {owner: ml, retries: 2, retry_delay: 5m, execution_timeout: 1h30m}\n"
+        ),
+    ).replace(
+        "op_kwargs: {depth: 3}",
+        'op_kwargs: {depth: 3, name: "it\'s \\"quoted\\"", nested: {x: [1, 2.5, null]}}',
+    )
+    (tmp_path / "a.py").write_text(render(config))
+    (tmp_path / "b.py").write_text(
+        render(
+            VALID.replace(
+                "  bash_command: echo hello\n",
+                "  python_callable: pkg.io:fetch\n  op_kwargs: {url: 'https://example.org/data.csv'}\n",
+            )
+        )
+    )
+    for args in (
+        ["format", "--check", "--diff"],
+        ["check", "--select", "AIR002,AIR3,F"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "--no-cache", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

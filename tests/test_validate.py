@@ -1,0 +1,246 @@
+"""Validation: each schema and semantic rule, reported at the right line and column."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from conftest import VALID
+from dagfactory.loader import load_text
+from dagfactory.validate import spec_schema, validate
+
+
+def problems(text: str) -> list[str]:
+    return [str(error) for error in validate(load_text(text, "c.yaml"))]
+
+
+def edit(old: str, new: str) -> str:
+    assert old in VALID
+    return VALID.replace(old, new, 1)
+
+
+def test_valid_config_has_no_problems():
+    assert problems(VALID) == []
+
+
+def test_schema_is_valid_draft_2020_12():
+    jsonschema.Draft202012Validator.check_schema(spec_schema())
+    assert spec_schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # required keys, reported at the mapping that lacks them
+        (
+            "  dag_id: demo\n",
+            "",
+            "c.yaml:2:3: error: dag: missing required key 'dag_id'",
+        ),
+        (
+            "chooser:\n  task_id: choose\n",
+            "",
+            "c.yaml:1:1: error: (top level): missing required key 'chooser'",
+        ),
+        # unknown keys, at the key, with a suggestion
+        (
+            "  start_date:",
+            "  start_dte: 2024-01-01\n  start_date:",
+            "c.yaml:3:3: error: dag.start_dte: unknown key 'start_dte'; did you mean 'start_date'?",
+        ),
+        # types and patterns, at the value
+        (
+            "dag_id: demo",
+            "dag_id: my dag",
+            "c.yaml:2:11: error: dag.dag_id: expected a DAG id of letters",
+        ),
+        (
+            "task_id: fetch",
+            "task_id: 'fe tch'",
+            "c.yaml:5:12: error: download.task_id: expected a task id",
+        ),
+        (
+            "group_id: train",
+            "group_id: tr.ain",
+            "c.yaml:8:13: error: trainers.group_id: expected a group id of letters, digits, '_' and '-' (no dots",
+        ),
+        (
+            "xcom_key: score",
+            "xcom_key: 'bad key'",
+            "c.yaml:9:13: error: trainers.xcom_key: expected an XCom key",
+        ),
+        (
+            "pkg.models:train",
+            "pkg.models.train",
+            "c.yaml:10:20: error: trainers.python_callable: expected a 'module.path:function' reference",
+        ),
+        (
+            "pkg.models:train",
+            "pkg.class:train",
+            "c.yaml:10:20: error: trainers.python_callable: 'class' is a Python keyword",
+        ),
+        (
+            "start_date: 2024-01-01",
+            "start_date: 2024-02-30",
+            "c.yaml:3:15: error: dag.start_date: '2024-02-30' is not a real date",
+        ),
+        (
+            "start_date: 2024-01-01",
+            "start_date: yesterday",
+            "c.yaml:3:15: error: dag.start_date: expected an ISO date",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  schedule: every day\n",
+            "c.yaml:4:13: error: dag.schedule: expected a cron expression, a preset such as @daily, or null for manual runs only, got the text 'every day'",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  catchup: 'no'\n",
+            "c.yaml:4:12: error: dag.catchup: expected true or false, got the text 'no'",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  default_args: {retries: -1}\n",
+            "c.yaml:4:27: error: dag.default_args.retries: expected a number of at least 0, got the number -1",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  default_args: {retry_delay: 5 minutes}\n",
+            "c.yaml:4:31: error: dag.default_args.retry_delay: expected a duration",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  tags: [a, a]\n",
+            "c.yaml:4:9: error: dag.tags: items must be unique",
+        ),
+        (
+            "    - task_id: a\n    - task_id: b\n      op_kwargs: {depth: 3}\n",
+            "    []\n",
+            "c.yaml:12:5: error: trainers.models: needs at least 1 item",
+        ),
+        (
+            "op_kwargs: {depth: 3}",
+            "op_kwargs: {max-depth: 3}",
+            "c.yaml:14:19: error: trainers.models[1].op_kwargs.max-depth: the key 'max-depth' is not a Python identifier",
+        ),
+        (
+            "chooser:\n  task_id: choose\n",
+            "chooser:\n  task_id: choose\n  mode: best\n",
+            "c.yaml:17:9: error: chooser.mode: expected one of 'max', 'min', got the text 'best'",
+        ),
+        # download takes exactly one command
+        (
+            "  bash_command: echo hello\n",
+            "",
+            "c.yaml:5:3: error: download: missing a command: give one of 'bash_command' or 'python_callable'",
+        ),
+        (
+            "  bash_command: echo hello\n",
+            "  bash_command: echo hello\n  python_callable: a:b\n",
+            "c.yaml:7:3: error: download.python_callable: give only one of 'bash_command' or 'python_callable', not both",
+        ),
+        (
+            "  bash_command: echo hello\n",
+            "  bash_command: echo hello\n  op_kwargs: {a: 1}\n",
+            "c.yaml:7:3: error: download.op_kwargs: 'op_kwargs' is only allowed together with 'python_callable'",
+        ),
+        # semantic rules
+        (
+            "task_id: choose",
+            "task_id: fetch",
+            "c.yaml:16:12: error: chooser.task_id: the id 'fetch' is already used by download.task_id (line 5)",
+        ),
+        (
+            "- task_id: b",
+            "- task_id: a",
+            "c.yaml:13:16: error: trainers.models[1].task_id: the id 'train.a' is already used by trainers.models[0].task_id (line 12)",
+        ),
+        (
+            "task_id: fetch",
+            "task_id: train",
+            "c.yaml:8:13: error: trainers.group_id: the id 'train' is already used by download.task_id (line 5)",
+        ),
+        (
+            "chooser:\n  task_id: choose\n",
+            "chooser:\n  task_id: choose\n  xcom_key: accuracy\n",
+            "c.yaml:17:13: error: chooser.xcom_key: must equal trainers.xcom_key ('score')",
+        ),
+        (
+            "  python_callable: pkg.models:train\n",
+            "",
+            "c.yaml:11:7: error: trainers.models[0]: no python_callable: set one here, or trainers.python_callable",
+        ),
+        (
+            "op_kwargs: {depth: 3}",
+            "op_kwargs: {depth: .nan}",
+            "c.yaml:14:26: error: trainers.models[1].op_kwargs.depth: nan cannot be passed to a task",
+        ),
+    ],
+)
+def test_rule_is_reported_at_line_and_column(old, new, expected):
+    found = problems(edit(old, new))
+    assert any(message.startswith(expected) for message in found), found
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a string was expected and YAML 1.1 read a boolean or number
+        (
+            "task_id: fetch",
+            "task_id: no",
+            "c.yaml:5:12: error: download.task_id: expected a task id of letters, digits, '_', '.' and '-' (not starting with '.' or '-', at most 200 characters), got the boolean false (YAML readers disagree on the unquoted value no",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  tags: [on]\n",
+            "c.yaml:4:10: error: dag.tags[0]: expected a tag of 1 to 100 characters, got the boolean true (YAML readers disagree on the unquoted value on",
+        ),
+        (
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  description: 1e3\n",
+            "c.yaml:4:16: error: dag.description: YAML readers disagree on the unquoted value 1e3: the text '1e3' here (YAML 1.1), the number 1000.0 in YAML 1.2; quote it ('1e3')",
+        ),
+        # free-form values too: 1e-3 is text for PyYAML, a number elsewhere
+        (
+            "op_kwargs: {depth: 3}",
+            "op_kwargs: {lr: 1e-3}",
+            "c.yaml:14:23: error: trainers.models[1].op_kwargs.lr: YAML readers disagree on the unquoted value 1e-3",
+        ),
+        (
+            "op_kwargs: {depth: 3}",
+            "op_kwargs: {depth: 010}",
+            "c.yaml:14:26: error: trainers.models[1].op_kwargs.depth: YAML readers disagree on the unquoted value 010: the number 8 here",
+        ),
+    ],
+)
+def test_yaml_11_surprises_say_to_quote(old, new, expected):
+    found = problems(edit(old, new))
+    assert any(message.startswith(expected) for message in found), found
+
+
+def test_quoted_values_and_unambiguous_scalars_pass():
+    text = edit(
+        "op_kwargs: {depth: 3}",
+        "op_kwargs: {lr: 0.001, name: '1e3', flag: true, none: null, n: -4}",
+    )
+    assert problems(text) == []
+
+
+def test_every_problem_of_a_file_at_once_in_file_order():
+    text = edit("dag_id: demo", "dag_id: 'no good'")
+    text = text.replace("task_id: choose", "task_id: fetch").replace("mode", "mode")
+    text += "extra: 1\n"
+    found = problems(text)
+    assert [message.split(": error")[0] for message in found] == [
+        "c.yaml:2:11",
+        "c.yaml:16:12",
+        "c.yaml:17:1",
+    ]
+
+
+def test_schema_file_is_json():
+    assert json.dumps(spec_schema())
