@@ -9,9 +9,10 @@ The output is laid out as ``ruff format`` leaves it, so it is stable under that 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -89,20 +90,19 @@ def _string_literal(text: str) -> str:
 
 
 def _datetime_source(moment: datetime) -> str:
-    if moment.utcoffset() != timedelta(0):
-        raise ValueError("only UTC datetimes are rendered")
-    parts = [
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
-    ]
+    """An aware datetime as ``pendulum.datetime(...)`` in its zone (UTC or IANA)."""
+    if moment.tzinfo is UTC:
+        zone = "UTC"
+    elif isinstance(moment.tzinfo, ZoneInfo):
+        zone = moment.tzinfo.key
+    else:
+        raise ValueError("only datetimes in UTC or an IANA time zone are rendered")
+    parts = [moment.year, moment.month, moment.day, moment.hour, moment.minute]
+    parts += [moment.second, moment.microsecond]
     while len(parts) > 3 and parts[-1] == 0:
         parts.pop()
-    return f"datetime({', '.join(map(str, parts))}, tzinfo=timezone.utc)"
+    numbers = ", ".join(map(str, parts))
+    return f"pendulum.datetime({numbers}, tz={_string_literal(zone)})"
 
 
 def _timedelta_source(delta: timedelta) -> str:
