@@ -17,6 +17,7 @@ from dagfactory import __version__
 from dagfactory.errors import SpecError
 from dagfactory.model import Pipeline
 from dagfactory.pipeline import compile_configs, discover, render_outputs
+from dagfactory.render import TemplateError
 from dagfactory.runner import AirflowUnavailable, RunResult, XComEntry, run_dag
 from dagfactory.writer import Output, Status, write_atomic
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FileNotFoundError, AirflowUnavailable) as exc:
         print(f"dagfactory: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TemplateError as exc:
+        print(f"dagfactory: error: {exc}; nothing written", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
 
@@ -68,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
             help="YAML config files or folders searched for *.yaml and *.yml (default: configs/)",
         )
 
+    def add_templates(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--templates",
+            type=Path,
+            metavar="DIR",
+            help="a folder whose dag.py.j2 replaces the built-in template "
+            "(it may extend builtin/dag.py.j2)",
+        )
+
     render = command(
         "render",
         "render configs into DAG files",
@@ -88,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write nothing; print a diff and exit 1 if any output is missing or stale",
     )
+    add_templates(render)
     render.set_defaults(handler=_render_command)
 
     validate = command(
@@ -130,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="Airflow home to keep the metadata DB and logs in (default: a temporary one)",
     )
+    add_templates(run)
     run.set_defaults(handler=_run_command)
     return parser
 
@@ -201,7 +216,7 @@ def _render_command(args: argparse.Namespace) -> int:
     pipelines = _compile(args.paths)
     if pipelines is None:
         return EXIT_PROBLEMS
-    outputs = render_outputs(pipelines, args.out)
+    outputs = render_outputs(pipelines, args.out, args.templates)
     code, written = _write(outputs, check=args.check)
     if code == EXIT_OK and not args.check:
         elapsed = time.perf_counter() - started
@@ -229,7 +244,7 @@ def _run_command(args: argparse.Namespace) -> int:
         if not pipelines:
             raise UsageError(f"no config in {args.configs} has dag_id {args.target!r}")
     (pipeline,) = pipelines
-    code, _ = _write(render_outputs([pipeline], args.out), check=False)
+    code, _ = _write(render_outputs([pipeline], args.out, args.templates), check=False)
     if code != EXIT_OK:
         return code
     print(

@@ -31,6 +31,16 @@ ENV_TAG = "!env"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+class UserText(str):
+    """Text that came from a config: it may reach generated code only as a literal.
+
+    The renderer refuses to print a ``UserText`` that did not go through its
+    literal filter, in the built-in templates and in a team's own alike.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Mark:
     """A 1-based line and column; ``file`` is set when it is not the config itself."""
@@ -273,7 +283,7 @@ class _Builder:
 
     def _scalar_value(self, node: ScalarNode, path: SpecPath) -> Any:
         if node.tag in _TEXT_TAGS:
-            return node.value
+            return UserText(node.value)
         if node.tag == ENV_TAG:
             return self._substitute(node, path)
         if node.tag not in _TYPED_TAGS:
@@ -298,7 +308,7 @@ class _Builder:
             self.errors.append(self.error(node, path, message))
             return ""
 
-        return _ENV_REFERENCE.sub(expand, node.value)
+        return UserText(_ENV_REFERENCE.sub(expand, node.value))
 
     def _mapping(self, node: MappingNode, path: SpecPath, depth: int) -> dict[str, Any]:
         self._expect_tag(node, path, _TAG + "map")

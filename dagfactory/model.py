@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from dagfactory.loader import Document
+from dagfactory.loader import Document, UserText
 
 DEFAULT_XCOM_KEY = "return_value"
 DEFAULT_TASK_ID_PATTERN = "model_{index}"
@@ -63,7 +63,9 @@ class Step:
     @property
     def bash_env(self) -> dict[str, str]:
         """A bash step's keyword arguments, as environment variables (text)."""
-        return {key: _env_text(value) for key, value in self.op_kwargs.items()}
+        return {
+            key: UserText(_env_text(value)) for key, value in self.op_kwargs.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,13 @@ class Trainers:
     @property
     def task_ids(self) -> list[str]:
         """Full task ids, as Airflow names tasks inside a group."""
-        return [f"{self.group_id}.{model.task_id}" for model in self.models]
+        return [UserText(f"{self.group_id}.{model.task_id}") for model in self.models]
 
     @property
     def pull_task_ids(self) -> str | list[str]:
         """What the chooser pulls from: the one mapped task, or every trainer."""
         if self.mapped_task_id:
-            return f"{self.group_id}.{self.mapped_task_id}"
+            return UserText(f"{self.group_id}.{self.mapped_task_id}")
         return self.task_ids
 
     @property
@@ -218,7 +220,7 @@ def matrix_task_ids(combinations: list[dict[str, Any]]) -> list[str]:
         task_id, suffix = base, 2
         while task_id in ids:
             task_id, suffix = f"{base}_{suffix}", suffix + 1
-        ids.append(task_id)
+        ids.append(UserText(task_id))
     return ids
 
 
@@ -227,7 +229,7 @@ def trainer_specs(trainers: dict[str, Any]) -> list[dict[str, Any]]:
     if "count" in trainers:
         pattern = trainers.get("task_id_pattern", DEFAULT_TASK_ID_PATTERN)
         return [
-            {"task_id": pattern.replace("{index}", str(index))}
+            {"task_id": UserText(pattern.replace("{index}", str(index)))}
             for index in range(1, trainers["count"] + 1)
         ]
     if "matrix" in trainers:
@@ -261,7 +263,7 @@ def build_pipeline(doc: Document) -> Pipeline:
         for model in trainer_specs(trainers)
     )
     return Pipeline(
-        source=doc.name,
+        source=UserText(doc.name),
         dag=DagSettings(
             dag_id=dag["dag_id"],
             description=dag.get("description"),
@@ -319,7 +321,7 @@ def doc_md_path(doc: Document) -> Path | None:
 
 def _doc_md(dag: dict[str, Any], doc: Document) -> str | None:
     path = doc_md_path(doc)
-    return path.read_text("utf-8") if path else dag.get("doc_md")
+    return UserText(path.read_text("utf-8")) if path else dag.get("doc_md")
 
 
 def _with_group_defaults(

@@ -98,10 +98,12 @@ class Batch:
     errors: list[SpecError] = field(default_factory=list)
 
 
-def render_outputs(pipelines: list[Pipeline], out_dir: Path) -> list[Output]:
-    """One output per pipeline, named after its DAG id."""
+def render_outputs(
+    pipelines: list[Pipeline], out_dir: Path, templates: Path | None = None
+) -> list[Output]:
+    """One output per pipeline, named after its DAG id (``templates`` overrides)."""
     return [
-        Output(out_dir / f"{p.dag.dag_id}.py", render_pipeline(p), p.source)
+        Output(out_dir / f"{p.dag.dag_id}.py", render_pipeline(p, templates), p.source)
         for p in pipelines
     ]
 

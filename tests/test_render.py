@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import VALID
+from conftest import ROOT, VALID
 from dagfactory.loader import load_text
 from dagfactory.model import build_pipeline, parse_duration
 from dagfactory.render import GENERATED_MARKER, python_literal, render_pipeline
@@ -155,6 +155,22 @@ def test_generated_code_is_ruff_clean(tmp_path):
     ):
         result = subprocess.run(
             [sys.executable, "-m", "ruff", *args, "--no-cache", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_generated_dags_are_ruff_clean():
+    """Every example output, one per feature, keeps ruff's format and Airflow 3 rules."""
+    folder = str(ROOT / "generated_dags")
+    for args in (
+        ["format", "--check", "--diff"],
+        ["check", "--select", "AIR002,AIR3,F"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "--no-cache", folder],
             capture_output=True,
             text=True,
             check=False,
