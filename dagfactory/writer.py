@@ -63,8 +63,10 @@ class Output:
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
+    # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
         with os.fdopen(handle, "wb") as stream:
