@@ -215,7 +215,8 @@ _TYPE_NAMES = {
 
 
 def _expected(schema: dict[str, Any]) -> str:
-    if "description" in schema:
+    # A mapping's description is a sentence about its section, not a name for a value.
+    if "description" in schema and schema.get("type") != "object":
         return schema["description"]
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
@@ -255,6 +256,8 @@ def _schema_errors(
         yield doc.error(path, f"missing required key {', '.join(map(repr, missing))}")
         return
     if kind in {"oneOf", "not"} and _only_required(value):
+        if not isinstance(instance, dict):
+            return  # its "type" error already says a mapping is expected
         branches = value if kind == "oneOf" else [value]
         names = [name for branch in branches for name in branch["required"]]
         given = [name for name in names if name in instance]

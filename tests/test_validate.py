@@ -50,6 +50,17 @@ def test_schema_is_valid_draft_2020_12():
             "  start_dte: 2024-01-01\n  start_date:",
             "c.yaml:3:3: error: dag.start_dte: unknown key 'start_dte'; did you mean 'start_date'?",
         ),
+        # a section that is not a mapping (no crash on its oneOf rule)
+        (
+            "download:\n  task_id: fetch\n  bash_command: echo hello\n",
+            "download:\n",
+            "c.yaml:4:10: error: download: expected a mapping, got null",
+        ),
+        (
+            "download:\n  task_id: fetch\n  bash_command: echo hello\n",
+            "download: [a]\n",
+            "c.yaml:4:11: error: download: expected a mapping, got a list",
+        ),
         # types and patterns, at the value
         (
             "dag_id: demo",
