@@ -16,6 +16,7 @@ import copy
 import keyword
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+import dagfactory
 from dagfactory.errors import ConfigError
 from dagfactory.loader import load_text
 from dagfactory.model import build_pipeline
@@ -354,3 +356,72 @@ def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
     check()
     print(f"\nproperty (Airflow): {loaded['loaded']} DAGs loaded and compared")
     assert loaded["loaded"] >= AIRFLOW_EXAMPLES // 2
+
+
+PACKAGE = Path(dagfactory.__file__).parent
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "breakpoint", "Template"}
+FORBIDDEN_ATTRIBUTES = {
+    # evaluating text, or loading YAML with Python tags
+    "load",
+    "load_all",
+    "unsafe_load",
+    "unsafe_load_all",
+    "full_load",
+    "full_load_all",
+    "Loader",
+    "UnsafeLoader",
+    "FullLoader",
+    "CLoader",
+    "CUnsafeLoader",
+    "CFullLoader",
+    "from_string",
+    "Template",
+    "system",
+    "popen",
+    "import_module",
+    "literal_eval",
+}
+
+
+def test_no_code_path_evaluates_user_text():
+    """The package never evaluates text, loads YAML unsafely or builds templates from strings."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in FORBIDDEN_CALLS:
+                    found.append(f"{where}: {node.func.id}(...)")
+            if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+                found.append(f"{where}: .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and any(
+                alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_CALLS
+                for alias in node.names
+            ):
+                found.append(f"{where}: from {node.module} import ...")
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                found.append(f"{where}: shell=...")
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [alias.name for alias in node.names] + [
+                    getattr(node, "module", "")
+                ]
+                found += [
+                    f"{where}: imports {m}"
+                    for m in modules
+                    if m in {"pickle", "marshal", "shelve"}
+                ]
+    assert found == []
+    # YAML is read by SafeLoader only
+    assert "yaml.SafeLoader(text)" in (PACKAGE / "loader.py").read_text("utf-8")
+
+
+def test_every_template_expression_goes_through_the_literal_filter():
+    """In the template, a value reaches the code only as ``{{ ... | py }}`` (the marker is ours)."""
+    template = (PACKAGE / "templates" / "dag.py.j2").read_text("utf-8")
+    expressions = re.findall(r"\{\{(.*?)\}\}", template, flags=re.S)
+    assert expressions
+    for expression in expressions:
+        expression = expression.strip()
+        assert expression == "marker" or re.search(r"\|\s*py(\(\d+\))?$", expression), (
+            expression
+        )
