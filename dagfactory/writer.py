@@ -37,8 +37,10 @@ class Output:
     def status(self) -> Status:
         try:
             current = self.path.read_bytes()
-        except FileNotFoundError:
-            return Status.CREATE
+        except (FileNotFoundError, NotADirectoryError):
+            return Status.CREATE  # writing will say why the folder cannot hold it
+        except OSError:
+            return Status.FOREIGN  # a folder or an unreadable file: in the way, never replaced
         if current == self.content.encode():
             return Status.UNCHANGED
         if not current.startswith(_MARKER):

@@ -278,3 +278,45 @@ def test_a_full_disk_keeps_every_old_file_whole(tmp_path):
         in (result.stderr)
     )
     assert {path.name: path.read_text() for path in out.iterdir()} == before
+
+
+def test_one_bad_config_leaves_every_existing_output_as_it_was(tmp_path):
+    configs, out = two_configs(tmp_path)
+    assert bounded("render", str(configs), "--out", str(out)).returncode == 0
+    before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    contents = {path.name: path.read_text() for path in out.iterdir()}
+    (configs / "a.yaml").write_text(
+        (configs / "a.yaml").read_text().replace("echo hello", "echo changed")
+    )
+    (configs / "b.yaml").write_text(
+        (configs / "b.yaml").read_text().replace("mode", "mode") + "extra: 1\n"
+    )
+    result = bounded("render", str(configs), "--out", str(out))
+    assert result.returncode == 1
+    assert "error: extra: unknown key 'extra'" in result.stderr
+    assert result.stderr.splitlines()[-1] == "1 error in 1 file; nothing written"
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == before
+    assert {path.name: path.read_text() for path in out.iterdir()} == contents
+
+
+def test_a_folder_where_an_output_goes_is_never_replaced(tmp_path):
+    configs, out = two_configs(tmp_path)
+    (out / "a.py").mkdir()
+    (out / "a.py" / "keep.txt").write_text("keep me\n")
+    for force in ([], ["--force", str(out / "a.py")]):
+        result = bounded("render", str(configs), "--out", str(out), *force)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert f"{out / 'a.py'}: error:" in result.stderr
+        assert (out / "a.py" / "keep.txt").read_text() == "keep me\n"
+
+
+def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
+    configs, _ = two_configs(tmp_path)
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("keep me\n")
+    result = bounded("render", str(configs), "--out", str(not_a_folder))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{not_a_folder / 'a.py'}: error: cannot write it" in result.stderr
+    assert not_a_folder.read_text() == "keep me\n"

@@ -425,3 +425,13 @@ def test_every_template_expression_goes_through_the_literal_filter():
         assert expression == "marker" or re.search(r"\|\s*py(\(\d+\))?$", expression), (
             expression
         )
+
+
+def test_a_hostile_config_file_name_stays_in_its_comment():
+    """The config's name is written into the header comment; it cannot end that line."""
+    config = yaml.safe_dump(make_config(**{**NASTY, "queue": "q"}))
+    baseline = render_pipeline(build_pipeline(load_text(config, "configs/plain.yaml")))
+    for name in ['x\nimport os\n".yaml', "x\r\u2028\u2029\x85\x0b\x0c#.yaml", "\\"]:
+        source = render_pipeline(build_pipeline(load_text(config, name)))
+        assert skeleton(ast.parse(source)) == skeleton(ast.parse(baseline))
+        assert source.splitlines()[1:] == baseline.splitlines()[1:]
