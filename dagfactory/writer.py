@@ -37,8 +37,12 @@ class Output:
     def status(self) -> Status:
         try:
             current = self.path.read_bytes()
-        except FileNotFoundError:
-            return Status.CREATE
+        except (FileNotFoundError, NotADirectoryError):
+            return Status.CREATE  # writing will say why the folder cannot hold it
+        except OSError:
+            return (
+                Status.FOREIGN
+            )  # a folder or an unreadable file: in the way, never replaced
         if current == self.content.encode():
             return Status.UNCHANGED
         if not current.startswith(_MARKER):
@@ -63,8 +67,10 @@ class Output:
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
+    # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
         with os.fdopen(handle, "wb") as stream:
