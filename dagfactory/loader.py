@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from dagfactory.errors import ConfigError, SpecError, SpecPath
 
@@ -24,6 +27,34 @@ _TAG = "tag:yaml.org,2002:"
 _TEXT_TAGS = {_TAG + "str", _TAG + "timestamp"}
 _TYPED_TAGS = {_TAG + "null", _TAG + "bool", _TAG + "int", _TAG + "float"}
 _MERGE_TAG = _TAG + "merge"
+
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    CParser = None
+
+
+if CParser is not None:
+
+    class _FastLoader(CParser, Composer, SafeConstructor, Resolver):
+        """libyaml's parser under PyYAML's own composer, about seven times faster.
+
+        The composer (building nodes from events) stays PyYAML's Python one: libyaml's
+        recursive one crashes the process on very deep nesting, this one raises
+        RecursionError, which is reported like any other problem.
+        """
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
 
 
 @dataclass(frozen=True)
@@ -89,7 +120,26 @@ def load_bytes(raw: bytes, name: str) -> Document:
 
 
 def load_text(text: str, name: str) -> Document:
-    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem."""
+    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem.
+
+    libyaml parses when it is there; any text it rejects is parsed again by PyYAML's
+    pure-Python parser, so that problems are reported with the same words and positions
+    whichever parser is installed.
+    """
+    if CParser is not None:
+        loader = _FastLoader(text)
+        try:
+            root = loader.get_single_node()
+        except (yaml.YAMLError, RecursionError):
+            pass
+        else:
+            return _document(loader, root, name)
+        finally:
+            loader.dispose()
+    return _load_text_in_python(text, name)
+
+
+def _load_text_in_python(text: str, name: str) -> Document:
     loader = None
     try:
         loader = yaml.SafeLoader(text)
@@ -108,6 +158,11 @@ def load_text(text: str, name: str) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
+    return _document(loader, root, name)
+
+
+def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document:
+    """Build plain data with marks from the composed ``root`` node."""
     if root is None:
         expected = "a mapping with the keys dag, download, trainers and chooser"
         raise ConfigError(
@@ -149,7 +204,7 @@ class _Abort(Exception):
 class _Builder:
     """Turns a composed YAML node graph into plain Python data with marks."""
 
-    def __init__(self, loader: yaml.SafeLoader, name: str) -> None:
+    def __init__(self, loader: SafeConstructor, name: str) -> None:
         self.loader = loader
         self.name = name
         self.nodes = 0
@@ -211,7 +266,7 @@ class _Builder:
             )
 
     def _scalar(self, node: ScalarNode, path: SpecPath) -> Any:
-        if node.style is None:
+        if not node.style:  # plain: None from PyYAML's parser, "" from libyaml's
             self.plain_text[path] = node.value
         return self._scalar_value(node, path)
 

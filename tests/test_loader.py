@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from conftest import VALID
+from dagfactory import loader
 from dagfactory.errors import ConfigError
 from dagfactory.loader import MAX_BYTES, Mark, load_bytes, load_text
 
@@ -134,3 +136,23 @@ def test_alias_bomb_is_stopped_quickly():
 def test_deep_nesting(text):
     (message,) = errors_of(text + "\n")
     assert "nesting is too deep" in message or "invalid YAML" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        VALID,
+        "dé: 😀é\nb: [é, 😀, x]\nc: {é: 1, z: 'q'}\nd: |\n  block\ne: &x {k: no}\nf: *x\n",
+    ],
+)
+def test_libyaml_and_pure_python_parsers_load_the_same(text):
+    """Whichever parser PyYAML has, the data, marks and plain-text record are the same."""
+    fast = loader.load_text(text, "f.yaml")
+    pure = loader._load_text_in_python(text, "f.yaml")
+    assert loader.CParser is not None  # the fast path is what this compares
+    assert (fast.data, fast.marks, fast.key_marks, fast.plain_text) == (
+        pure.data,
+        pure.marks,
+        pure.key_marks,
+        pure.plain_text,
+    )
