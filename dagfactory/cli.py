@@ -12,13 +12,17 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagfactory import __version__
+from dagfactory.cache import RenderCache
 from dagfactory.errors import SpecError
-from dagfactory.model import Pipeline
-from dagfactory.pipeline import compile_configs, discover, render_outputs
+from dagfactory.pipeline import Batch, compile_configs, discover, render_outputs
 from dagfactory.runner import AirflowUnavailable, RunResult, XComEntry, run_dag
-from dagfactory.writer import Output, Status, write_atomic
+from dagfactory.writer import Output, Status, write_all
+
+if TYPE_CHECKING:
+    from dagfactory.model import Pipeline
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIGS = Path("configs")
@@ -66,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
             default=[DEFAULT_CONFIGS],
             metavar="PATH",
             help="YAML config files or folders searched for *.yaml and *.yml (default: configs/)",
+        )
+        sub.add_argument(
+            "--jobs",
+            "-j",
+            type=_positive_int,
+            metavar="N",
+            help="compile configs in N processes (default: one per CPU for batches of "
+            "200 configs or more, else 1)",
         )
 
     render = command(
@@ -134,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, got {text!r}"
+        )
+    return int(text)
+
+
 def _report(errors: list[SpecError]) -> None:
     for error in errors:
         print(error, file=sys.stderr)
@@ -145,23 +165,26 @@ def _report(errors: list[SpecError]) -> None:
     )
 
 
-def _compile(paths: list[Path]) -> list[Pipeline] | None:
+def _compile(
+    paths: list[Path], jobs: int | None = None, cache: RenderCache | None = None
+) -> Batch | None:
     configs = discover(paths)
     if not configs:
         raise UsageError(
             f"no configs (*.yaml, *.yml) found in {', '.join(map(str, paths))}"
         )
-    batch = compile_configs(configs)
+    batch = compile_configs(configs, jobs, cache)
     if batch.errors:
         _report(batch.errors)
         return None
-    return batch.pipelines
+    return batch
 
 
-def _write(outputs: list[Output], *, check: bool) -> tuple[int, int]:
+def _write(outputs: list[Output], total: int, *, check: bool) -> tuple[int, int]:
     """Write (or, with ``check``, diff) every output; refuse all if any is in the way.
 
-    Returns the exit code and how many outputs were (or would be) written.
+    ``total`` counts the DAG files of the batch, ``outputs`` and those already known to
+    be up to date. Returns the exit code and how many outputs were (or would be) written.
     """
     statuses = {output: output.status() for output in outputs}
     foreign = [
@@ -184,52 +207,54 @@ def _write(outputs: list[Output], *, check: bool) -> tuple[int, int]:
             sys.stdout.write(output.diff())
         if changed:
             print(
-                f"{len(changed)} of {len(outputs)} DAG files would change; run `dagfactory render`",
+                f"{len(changed)} of {total} DAG files would change; run `dagfactory render`",
                 file=sys.stderr,
             )
             return EXIT_PROBLEMS, len(changed)
-        print(f"{len(outputs)} DAG files up to date")
+        print(f"{total} DAG files up to date")
         return EXIT_OK, 0
+    write_all([(output.path, output.content) for output in changed])
     for output in changed:
-        write_atomic(output.path, output.content)
         print(f"wrote {output.path}")
     return EXIT_OK, len(changed)
 
 
 def _render_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    pipelines = _compile(args.paths)
-    if pipelines is None:
+    cache = RenderCache.load()
+    batch = _compile(args.paths, args.jobs, cache)
+    if batch is None:
         return EXIT_PROBLEMS
-    outputs = render_outputs(pipelines, args.out)
-    code, written = _write(outputs, check=args.check)
+    total = len(batch.compiled)
+    code, written = _write(render_outputs(batch, args.out), total, check=args.check)
     if code == EXIT_OK and not args.check:
+        cache.save()
         elapsed = time.perf_counter() - started
         print(
-            f"rendered {len(outputs)} DAGs: {written} written, {len(outputs) - written} unchanged in {elapsed:.2f} s"
+            f"rendered {total} DAGs: {written} written, {total - written} unchanged in {elapsed:.2f} s"
         )
     return code
 
 
 def _validate_command(args: argparse.Namespace) -> int:
-    pipelines = _compile(args.paths)
-    if pipelines is None:
+    batch = _compile(args.paths, args.jobs, RenderCache.load())
+    if batch is None:
         return EXIT_PROBLEMS
-    print(f"{len(pipelines)} configs valid")
+    print(f"{len(batch.compiled)} configs valid")
     return EXIT_OK
 
 
 def _run_command(args: argparse.Namespace) -> int:
     target = Path(args.target)
-    pipelines = _compile([target] if target.is_file() else [args.configs])
-    if pipelines is None:
+    batch = _compile([target] if target.is_file() else [args.configs])
+    if batch is None:
         return EXIT_PROBLEMS
     if not target.is_file():
-        pipelines = [p for p in pipelines if p.dag.dag_id == args.target]
-        if not pipelines:
+        batch.compiled = [c for c in batch.compiled if c.dag_id == args.target]
+        if not batch.compiled:
             raise UsageError(f"no config in {args.configs} has dag_id {args.target!r}")
-    (pipeline,) = pipelines
-    code, _ = _write(render_outputs([pipeline], args.out), check=False)
+    (pipeline,) = batch.pipelines
+    code, _ = _write(render_outputs(batch, args.out), 1, check=False)
     if code != EXIT_OK:
         return code
     print(

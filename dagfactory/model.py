@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from dagfactory.loader import Document
 from dagfactory.validate import DEFAULT_XCOM_KEY
+
+if TYPE_CHECKING:
+    from dagfactory.loader import Document
 
 DURATION_KEYS = ("retry_delay", "max_retry_delay", "execution_timeout")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")

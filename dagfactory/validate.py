@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from dagfactory.errors import SpecError, SpecPath, format_spec_path
-from dagfactory.loader import Document
+
+if TYPE_CHECKING:
+    import jsonschema
+
+    from dagfactory.loader import Document
 
 DEFAULT_XCOM_KEY = "return_value"
 
@@ -38,7 +40,33 @@ def spec_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(spec_schema())
+    """One validator for the process, over the schema with its references inlined."""
+    import jsonschema  # here, so that importing the model does not cost its import time
+
+    return jsonschema.Draft202012Validator(_inline_refs(spec_schema(), spec_schema()))
+
+
+def _inline_refs(node: Any, schema: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """``node`` with each local ``{"$ref": "#/$defs/NAME", ...}`` replaced by that definition.
+
+    Following a reference is the costliest step of validating a small document, and the
+    spec's references are plain aliases (their only siblings are annotations such as
+    ``default``), so the inlined schema accepts and rejects exactly the same documents,
+    with the same subschema (and so the same description) on every error. A reference
+    back into a definition being inlined is left as it is.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, schema, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    reference = node.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        name = reference.removeprefix("#/$defs/")
+        if name not in seen:
+            siblings = {key: value for key, value in node.items() if key != "$ref"}
+            target = _inline_refs(schema["$defs"][name], schema, (*seen, name))
+            return target | _inline_refs(siblings, schema, seen)
+    return {key: _inline_refs(value, schema, seen) for key, value in node.items()}
 
 
 def validate(doc: Document) -> list[SpecError]:
