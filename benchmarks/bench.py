@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import corpus
 
@@ -39,9 +40,9 @@ class Table:
     HEADER = ("benchmark", "runs", "median", "per unit", "peak RSS", "note")
 
     def __init__(self) -> None:
-        self.widths = (44, 4, 9, 19, 9, 0)
+        self.widths = (52, 4, 8, 19, 8, 0)
         self.row(*self.HEADER)
-        print("-" * 110, flush=True)
+        print("-" * 130, flush=True)
 
     def row(self, *cells: str) -> None:
         line = "  ".join(
@@ -51,10 +52,16 @@ class Table:
         print(line.rstrip(), flush=True)
 
 
-def run_timed(
-    command: list[str], cwd: Path, env: dict | None = None
-) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB, the largest of the process and its workers)."""
+class Measurement(NamedTuple):
+    seconds: float  # wall
+    cpu: float  # user + system, of the process and its workers
+    rss: int  # peak resident set, KiB, the largest of the process and its workers
+
+
+def run_timed(command: list[str], cwd: Path, env: dict | None = None) -> Measurement:
+    """Run ``command`` to the end and measure it (with Python's default bytecode cache)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -66,7 +73,7 @@ def run_timed(
     process.stderr.close()
     if process.returncode not in (0, 1) or "error" in stderr:
         raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
-    return seconds, usage.ru_maxrss
+    return Measurement(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 
 
 def render(configs: Path, out: Path, *extra: str) -> list[str]:
@@ -82,13 +89,31 @@ def render(configs: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def median_of(runs: int, measure: Callable[[], tuple[float, int]]) -> tuple[float, int]:
+def median_of(runs: int, measure: Callable[[], Measurement]) -> Measurement:
+    """Median wall and CPU time of ``runs`` measurements, and the largest peak RSS."""
     results = [measure() for _ in range(runs)]
-    return statistics.median(s for s, _ in results), max(m for _, m in results)
+    return Measurement(
+        statistics.median(r.seconds for r in results),
+        statistics.median(r.cpu for r in results),
+        max(r.rss for r in results),
+    )
 
 
-def bench_render(table: Table, work: Path, runs: int, sizes: list[int]) -> dict:
-    """Whole-process renders into an empty folder, with a fresh cache each time."""
+def measured_row(
+    table: Table, name: str, runs: int, m: Measurement, count: int, unit: str, note: str
+) -> None:
+    table.row(
+        name,
+        str(runs),
+        f"{m.seconds:.2f} s",
+        f"{count / m.seconds:,.0f} {unit}/s",
+        f"{m.rss / 1024:.0f} MB",
+        f"CPU {m.cpu:.2f} s" + (f"; {note}" if note else ""),
+    )
+
+
+def bench_render(table: Table, work: Path, runs: int, sizes: list[int]) -> None:
+    """Whole-process renders into an empty folder, with no render cache."""
     figures = {}
     cases = [(n, 3, ()) for n in sizes]
     cases += [(sizes[-1], 3, ("--jobs", "1"))]
@@ -98,7 +123,7 @@ def bench_render(table: Table, work: Path, runs: int, sizes: list[int]) -> dict:
             work / f"configs-{count}-{trainers}", count, trainers
         )
 
-        def once(configs: Path = configs, extra: tuple = extra) -> tuple[float, int]:
+        def once(configs: Path = configs, extra: tuple = extra) -> Measurement:
             scratch = Path(tempfile.mkdtemp(dir=work))  # own cwd: no render cache
             try:
                 return run_timed(render(configs, scratch / "out", *extra), scratch)
@@ -106,34 +131,24 @@ def bench_render(table: Table, work: Path, runs: int, sizes: list[int]) -> dict:
                 shutil.rmtree(scratch)
 
         n = runs if count <= 1000 else max(1, runs // 2)
-        seconds, rss = median_of(n, once)
-        name = (
-            f"render {count:,} configs"
-            if trainers == 3
-            else f"render 1 config with {trainers:,} trainers"
-        )
+        m = figures[(count, extra)] = median_of(n, once)
         jobs = " ".join(extra) or "default jobs"
-        table.row(
-            f"{name} ({jobs})",
-            str(n),
-            f"{seconds:.2f} s",
-            f"{count / seconds:,.0f} configs/s"
-            if trainers == 3
-            else f"{trainers / seconds:,.0f} trainers/s",
-            f"{rss / 1024:.0f} MB",
-            "",
-        )
-        figures[(count, trainers, extra)] = seconds
+        if trainers == 3:
+            plural = "s" if count != 1 else ""
+            name = f"render {count:,} config{plural} ({jobs})"
+            measured_row(table, name, n, m, count, "configs", "")
+        else:
+            name = f"render 1 config with {trainers:,} trainers"
+            measured_row(table, name, n, m, trainers, "trainers", "")
     big = sizes[-1]
     table.row(
-        f"  {big:,} configs: --jobs 1 / default jobs",
+        f"  {big:,} configs: time with --jobs 1 / default jobs",
         "",
-        f"{figures[(big, 3, ('--jobs', '1'))] / figures[(big, 3, ())]:.2f}x",
+        f"{figures[(big, ('--jobs', '1'))].seconds / figures[(big, ())].seconds:.2f}x",
         "",
         "",
-        f"speed-up on {os.cpu_count()} CPUs",
+        f"default jobs here: {os.cpu_count()}",
     )
-    return figures
 
 
 def bench_noop(table: Table, work: Path, runs: int) -> None:
@@ -144,55 +159,48 @@ def bench_noop(table: Table, work: Path, runs: int) -> None:
     out = home / "out"
     run_timed(render(configs, out), home)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    cases = [
-        ("no-op re-render, 1,000 configs", ()),
-        ("no-op render --check, 1,000 configs", ("--check",)),
-    ]
-    for name, extra in cases:
-        seconds, rss = median_of(
+    for name, extra in (("render", ()), ("render --check", ("--check",))):
+        m = median_of(
             runs, lambda extra=extra: run_timed(render(configs, out, *extra), home)
         )
-        table.row(
-            name,
-            str(runs),
-            f"{seconds:.2f} s",
-            f"{1000 / seconds:,.0f} configs/s",
-            f"{rss / 1024:.0f} MB",
-            "render cache warm",
-        )
+        label = f"no-op {name}, 1,000 configs"
+        measured_row(table, label, runs, m, 1000, "configs", "render cache warm")
 
-    def cold() -> tuple[float, int]:
+    def uncached() -> Measurement:
         shutil.rmtree(home / ".dagfactory", ignore_errors=True)
-        return run_timed(render(configs, out, "--check"), home)
+        return run_timed(render(configs, out), home)
 
-    seconds, rss = median_of(runs, cold)
-    table.row(
-        "no-op render --check, 1,000 configs, no cache",
-        str(runs),
-        f"{seconds:.2f} s",
-        f"{1000 / seconds:,.0f} configs/s",
-        f"{rss / 1024:.0f} MB",
-        "every config compiled",
-    )
+    m = median_of(runs, uncached)
+    label = "no-op render, 1,000 configs, no cache"
+    measured_row(table, label, runs, m, 1000, "configs", "every config compiled")
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     kept = "yes" if before == after else "NO"
     table.row("  files untouched (same names and mtimes)", "", kept, "", "", "")
 
 
 def fill(
-    python: Path, folder: Path, work: Path, pythonpath: Path | None = None
+    python: Path, folder: Path, work: Path, pythonpath: Path, *, bytecode: bool
 ) -> dict:
-    """One DagBag fill in a fresh process with its own AIRFLOW_HOME."""
+    """One DagBag fill in a fresh process with its own AIRFLOW_HOME and default settings.
+
+    Without ``bytecode`` the folder has no ``__pycache__`` and Python writes none, so
+    every file of it is compiled from source, as on a read-only dags folder or the first parse after a
+    change; with it, the second and later parses of a file load its cached bytecode,
+    as a scheduler re-parsing unchanged files does.
+    """
     home = Path(tempfile.mkdtemp(dir=work, prefix="airflow-home-"))
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        "PYTHONPATH": str(pythonpath),
     }
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for cache in folder.rglob("__pycache__"):
+            shutil.rmtree(cache)
     result = subprocess.run(
         [str(python), str(FILL), str(folder)],
         env=env,
@@ -210,20 +218,29 @@ def fill(
     return figures
 
 
+Variant = tuple[Path, Path, Path]  # python, dags folder, PYTHONPATH
+
+
 def fill_medians(
-    variants: dict[str, tuple[Path, Path, Path | None]], work: Path, runs: int
-) -> dict[str, tuple[float, dict]]:
-    """Median fill seconds per variant, the variants interleaved run by run."""
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    shapes: dict[str, dict] = {}
+    variants: dict[str, Variant], work: Path, runs: int, *, bytecode: bool
+) -> dict[str, dict]:
+    """Median wall and CPU fill seconds per variant, the variants interleaved run by run."""
+    if bytecode:  # one parse first, to write the bytecode the measured ones load
+        for python, folder, pythonpath in variants.values():
+            fill(python, folder, work, pythonpath, bytecode=True)
+    samples: dict[str, list[dict]] = {name: [] for name in variants}
     for _ in range(runs):
         for name, (python, folder, pythonpath) in variants.items():
-            figures = fill(python, folder, work, pythonpath)
-            seconds[name].append(figures["seconds"])
-            shapes[name] = {key: figures[key] for key in ("dags", "tasks", "edges")}
+            samples[name].append(
+                fill(python, folder, work, pythonpath, bytecode=bytecode)
+            )
     return {
-        name: (statistics.median(values), shapes[name])
-        for name, values in seconds.items()
+        name: {
+            "seconds": statistics.median(f["seconds"] for f in figures),
+            "cpu_seconds": statistics.median(f["cpu_seconds"] for f in figures),
+            "shape": {key: figures[-1][key] for key in ("dags", "tasks", "edges")},
+        }
+        for name, figures in samples.items()
     }
 
 
@@ -294,54 +311,44 @@ def bench_parse(table: Table, work: Path, runs: int) -> None:
         "c": (astro_py, astro, modules),
         "heavy": (python, folders["heavy_trainers"], modules),
     }
-    medians = fill_medians(variants, work, runs)
-    shapes = {name: shape for name, (_, shape) in medians.items()}
-    same = (
-        "same DAGs, tasks and edges"
-        if len({json.dumps(s) for s in shapes.values()}) == 1
-        else f"SHAPES DIFFER: {shapes}"
-    )
+    version = package_version(astro_py, "dag-factory")
     labels = {
-        "a": "parse 200 DAGs: (a) dagfactory-generated",
-        "b": "parse 200 DAGs: (b) hand-written Python",
-        "c": f"parse 200 DAGs: (c) astronomer dag-factory {package_version(astro_py, 'dag-factory')}",
-        "heavy": "parse 200 DAGs: (a) with 1 s-import trainers",
+        "a": "(a) dagfactory-generated",
+        "b": "(b) hand-written Python",
+        "c": f"(c) astronomer dag-factory {version}",
+        "heavy": "(a) with trainers that take 1 s to import",
     }
-    for name, label in labels.items():
-        seconds, _ = medians[name]
-        table.row(
-            label,
-            str(runs),
-            f"{seconds:.2f} s",
-            f"{seconds / PARSE_DAGS * 1000:.1f} ms/DAG",
-            "",
-            same if name == "a" else "",
-        )
-    a, b, c, heavy = (medians[name][0] for name in ("a", "b", "c", "heavy"))
-    table.row(
-        "  ratio a/b (generated / hand-written)",
-        "",
-        f"{a / b:.2f}x",
-        "",
-        "",
-        "target <= 1.10",
-    )
-    table.row(
-        "  ratio a/c (generated / dag-factory)",
-        "",
-        f"{a / c:.2f}x",
-        "",
-        "",
-        "target <= 0.50",
-    )
-    table.row(
-        "  ratio heavy/a (1 s-import trainers)",
-        "",
-        f"{heavy / a:.2f}x",
-        "",
-        "",
-        "target < 1.05",
-    )
+    for bytecode in (False, True):
+        medians = fill_medians(variants, work, runs, bytecode=bytecode)
+        shapes = {json.dumps(m["shape"]) for m in medians.values()}
+        same = "same DAGs, tasks, edges" if len(shapes) == 1 else f"DIFFER: {shapes}"
+        mode = "bytecode cached" if bytecode else "compiled from source"
+        for name, label in labels.items():
+            m = medians[name]
+            table.row(
+                f"parse {PARSE_DAGS}: {label}",
+                str(runs),
+                f"{m['seconds']:.2f} s",
+                f"{m['seconds'] / PARSE_DAGS * 1000:.1f} ms/DAG",
+                "",
+                f"CPU {m['cpu_seconds']:.2f} s; {mode}"
+                + (f"; {same}" if name == "a" else ""),
+            )
+        for top, bottom, label, target in (
+            ("a", "b", "generated / hand-written", "<= 1.10"),
+            ("a", "c", "generated / dag-factory", "<= 0.50"),
+            ("heavy", "a", "1 s-import trainers / light", "< 1.05"),
+        ):
+            wall = medians[top]["seconds"] / medians[bottom]["seconds"]
+            cpu = medians[top]["cpu_seconds"] / medians[bottom]["cpu_seconds"]
+            table.row(
+                f"  ratio {top}/{bottom} ({label})",
+                "",
+                f"{wall:.2f}x",
+                "",
+                "",
+                f"CPU {cpu:.2f}x; target {target}",
+            )
 
 
 def describe_machine() -> None:
