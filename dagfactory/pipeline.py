@@ -143,7 +143,10 @@ def compile_configs(
     keys: dict[Path, str] = {}
     if cache is not None:
         for path in config_paths:
-            keys[path] = cache.key(display_name(path), path.read_bytes())
+            try:
+                keys[path] = cache.key(display_name(path), path.read_bytes())
+            except OSError:
+                continue  # compiling it reports why it cannot be read
             entry = cache.get(keys[path])
             if entry is not None:
                 results[path] = Compiled(path, display_name(path), *entry)
@@ -157,7 +160,7 @@ def compile_configs(
         if isinstance(result, list):
             batch.errors += result
             continue
-        if cache is not None and result.pipeline is not None:
+        if cache is not None and path in keys and result.pipeline is not None:
             cache.put(keys[path], _entry(result))
         # Output files are named after the DAG id: two configs may not share one,
         # not even in a different case (the files would clash on macOS and Windows).
