@@ -12,14 +12,18 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagfactory import __version__
+from dagfactory.cache import RenderCache
 from dagfactory.errors import SpecError
-from dagfactory.model import Pipeline
-from dagfactory.pipeline import compile_configs, discover, render_outputs
+from dagfactory.pipeline import Batch, compile_configs, discover, render_outputs
 from dagfactory.render import TemplateError
 from dagfactory.runner import AirflowUnavailable, RunResult, XComEntry, run_dag
-from dagfactory.writer import Output, Status, write_atomic
+from dagfactory.writer import Output, Status, WriteError, write_all
+
+if TYPE_CHECKING:
+    from dagfactory.model import Pipeline
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIGS = Path("configs")
@@ -70,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
             default=[DEFAULT_CONFIGS],
             metavar="PATH",
             help="YAML config files or folders searched for *.yaml and *.yml (default: configs/)",
+        )
+        sub.add_argument(
+            "--jobs",
+            "-j",
+            type=_positive_int,
+            metavar="N",
+            help="compile configs in N processes (default: one per CPU for batches of "
+            "200 configs or more, else 1)",
         )
 
     def add_templates(sub: argparse.ArgumentParser) -> None:
@@ -158,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, got {text!r}"
+        )
+    return int(text)
+
+
 def _report(errors: list[SpecError]) -> None:
     for error in errors:
         print(error, file=sys.stderr)
@@ -169,26 +189,32 @@ def _report(errors: list[SpecError]) -> None:
     )
 
 
-def _compile(paths: list[Path]) -> list[Pipeline] | None:
+def _compile(
+    paths: list[Path],
+    jobs: int | None = None,
+    cache: RenderCache | None = None,
+    templates: Path | None = None,
+) -> Batch | None:
     configs = discover(paths)
     if not configs:
         raise UsageError(
             f"no configs (*.yaml, *.yml) found in {', '.join(map(str, paths))}"
         )
-    batch = compile_configs(configs)
+    batch = compile_configs(configs, jobs, cache, templates)
     if batch.errors:
         _report(batch.errors)
         return None
-    return batch.pipelines
+    return batch
 
 
 def _write(
-    outputs: list[Output], *, check: bool, force: Sequence[Path] = ()
+    outputs: list[Output], total: int, *, check: bool, force: Sequence[Path] = ()
 ) -> tuple[int, int]:
     """Write (or, with ``check``, diff) every output; refuse all if any is in the way.
 
-    A file dagfactory did not generate is in the way unless ``force`` names it.
-    Returns the exit code and how many outputs were (or would be) written.
+    ``total`` counts the DAG files of the batch, ``outputs`` and those already known to
+    be up to date. A file dagfactory did not generate is in the way unless ``force``
+    names it. Returns the exit code and how many outputs were (or would be) written.
     """
     forced = {path.resolve() for path in force}
     unknown = forced - {output.path.resolve() for output in outputs}
@@ -219,60 +245,63 @@ def _write(
             sys.stdout.write(output.diff())
         if changed:
             print(
-                f"{len(changed)} of {len(outputs)} DAG files would change; run `dagfactory render`",
+                f"{len(changed)} of {total} DAG files would change; run `dagfactory render`",
                 file=sys.stderr,
             )
             return EXIT_PROBLEMS, len(changed)
-        print(f"{len(outputs)} DAG files up to date")
+        print(f"{total} DAG files up to date")
         return EXIT_OK, 0
-    for written, output in enumerate(changed):
-        try:
-            write_atomic(output.path, output.content)
-        except OSError as exc:
-            print(
-                f"{output.path}: error: cannot write it ({exc.strerror or exc}); it is unchanged."
-                f" {written} of {len(changed)} files were written before",
-                file=sys.stderr,
-            )
-            return EXIT_PROBLEMS, written
+    try:
+        write_all([(output.path, output.content) for output in changed])
+    except WriteError as exc:
+        print(
+            f"{exc.path}: error: cannot write it ({exc.reason}); it is unchanged.",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS, 0
+    for output in changed:
         print(f"wrote {output.path}")
     return EXIT_OK, len(changed)
 
 
 def _render_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    pipelines = _compile(args.paths)
-    if pipelines is None:
+    cache = RenderCache.from_file()
+    batch = _compile(args.paths, args.jobs, cache, args.templates)
+    if batch is None:
         return EXIT_PROBLEMS
-    outputs = render_outputs(pipelines, args.out, args.templates)
-    code, written = _write(outputs, check=args.check, force=args.force)
+    total = len(batch.compiled)
+    outputs = render_outputs(batch, args.out)
+    code, written = _write(outputs, total, check=args.check, force=args.force)
     if code == EXIT_OK and not args.check:
+        cache.save()
         elapsed = time.perf_counter() - started
         print(
-            f"rendered {len(outputs)} DAGs: {written} written, {len(outputs) - written} unchanged in {elapsed:.2f} s"
+            f"rendered {total} DAGs: {written} written, {total - written} unchanged in {elapsed:.2f} s"
         )
     return code
 
 
 def _validate_command(args: argparse.Namespace) -> int:
-    pipelines = _compile(args.paths)
-    if pipelines is None:
+    batch = _compile(args.paths, args.jobs, RenderCache.from_file())
+    if batch is None:
         return EXIT_PROBLEMS
-    print(f"{len(pipelines)} configs valid")
+    print(f"{len(batch.compiled)} configs valid")
     return EXIT_OK
 
 
 def _run_command(args: argparse.Namespace) -> int:
     target = Path(args.target)
-    pipelines = _compile([target] if target.is_file() else [args.configs])
-    if pipelines is None:
+    paths = [target] if target.is_file() else [args.configs]
+    batch = _compile(paths, templates=args.templates)
+    if batch is None:
         return EXIT_PROBLEMS
     if not target.is_file():
-        pipelines = [p for p in pipelines if p.dag.dag_id == args.target]
-        if not pipelines:
+        batch.compiled = [c for c in batch.compiled if c.dag_id == args.target]
+        if not batch.compiled:
             raise UsageError(f"no config in {args.configs} has dag_id {args.target!r}")
-    (pipeline,) = pipelines
-    code, _ = _write(render_outputs([pipeline], args.out, args.templates), check=False)
+    (pipeline,) = batch.pipelines
+    code, _ = _write(render_outputs(batch, args.out), 1, check=False)
     if code != EXIT_OK:
         return code
     print(

@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from dagfactory.errors import ConfigError, SpecError, SpecPath
+from dagfactory.text import UserText
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000
@@ -31,14 +35,32 @@ ENV_TAG = "!env"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class UserText(str):
-    """Text that came from a config: it may reach generated code only as a literal.
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    CParser = None
 
-    The renderer refuses to print a ``UserText`` that did not go through its
-    literal filter, in the built-in templates and in a team's own alike.
-    """
 
-    __slots__ = ()
+if CParser is not None:
+
+    class _FastLoader(CParser, Composer, SafeConstructor, Resolver):
+        """libyaml's parser under PyYAML's own composer, about seven times faster.
+
+        The composer (building nodes from events) stays PyYAML's Python one: libyaml's
+        recursive one crashes the process on very deep nesting, this one raises
+        RecursionError, which is reported like any other problem.
+        """
+
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+
+        check_node = Composer.check_node
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
+        compose_document = Composer.compose_document
 
 
 @dataclass(frozen=True)
@@ -154,7 +176,26 @@ def load_bytes(raw: bytes, name: str) -> Document:
 
 
 def load_text(text: str, name: str) -> Document:
-    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem."""
+    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem.
+
+    libyaml parses when it is there; any text it rejects is parsed again by PyYAML's
+    pure-Python parser, so that problems are reported with the same words and positions
+    whichever parser is installed.
+    """
+    if CParser is not None:
+        loader = _FastLoader(text)
+        try:
+            root = loader.get_single_node()
+        except (yaml.YAMLError, RecursionError):
+            pass
+        else:
+            return _document(loader, root, name)
+        finally:
+            loader.dispose()
+    return _load_text_in_python(text, name)
+
+
+def _load_text_in_python(text: str, name: str) -> Document:
     loader = None
     try:
         loader = yaml.SafeLoader(text)
@@ -173,6 +214,11 @@ def load_text(text: str, name: str) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
+    return _document(loader, root, name)
+
+
+def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document:
+    """Build plain data with marks from the composed ``root`` node."""
     if root is None:
         expected = "a mapping with the keys dag, download, trainers and chooser"
         raise ConfigError(
@@ -214,7 +260,7 @@ class _Abort(Exception):
 class _Builder:
     """Turns a composed YAML node graph into plain Python data with marks."""
 
-    def __init__(self, loader: yaml.SafeLoader, name: str) -> None:
+    def __init__(self, loader: SafeConstructor, name: str) -> None:
         self.loader = loader
         self.name = name
         self.nodes = 0
@@ -281,7 +327,8 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode, path: SpecPath) -> Any:
         implicit = self.loader.resolve(ScalarNode, node.value, (True, False))
-        if node.style is None and node.tag == implicit:
+        # plain style is None from PyYAML's parser, "" from libyaml's
+        if not node.style and node.tag == implicit:
             self.plain_text[path] = node.value
         return self._scalar_value(node, path)
 

@@ -10,10 +10,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from dagfactory.loader import Document, UserText
+from dagfactory.text import UserText
+
+if TYPE_CHECKING:
+    from dagfactory.loader import Document
 
 DEFAULT_XCOM_KEY = "return_value"
 DEFAULT_TASK_ID_PATTERN = "model_{index}"

@@ -15,13 +15,12 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from dagfactory.errors import SpecError, SpecPath, format_spec_path
-from dagfactory.loader import Document
 from dagfactory.model import (
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
@@ -31,6 +30,9 @@ from dagfactory.model import (
     parse_date,
     trainer_specs,
 )
+
+if TYPE_CHECKING:
+    from dagfactory.loader import Document
 
 
 @cache
@@ -106,11 +108,38 @@ def _unique_items(
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
+    """One validator for the process, over the schema with its references inlined."""
     strict = jsonschema.validators.extend(
         jsonschema.Draft202012Validator,
         {"pattern": _pattern, "uniqueItems": _unique_items},
     )
-    return strict(spec_schema())
+    return strict(_inline_refs(spec_schema(), spec_schema()))
+
+
+def _inline_refs(node: Any, schema: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """``node`` with each local ``{"$ref": "#/$defs/NAME", ...}`` replaced by that definition.
+
+    Following a reference is the costliest step of validating a small document, and the
+    spec's references are plain aliases (their only siblings are annotations such as
+    ``default``), so the inlined schema accepts and rejects exactly the same documents,
+    with the same subschema (and so the same description) on every error. A reference
+    back into a definition being inlined is left as it is.
+    """
+    if isinstance(node, list):
+        return [_inline_refs(item, schema, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    reference = node.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        name = reference.removeprefix("#/$defs/")
+        if name not in seen:
+            siblings = {key: value for key, value in node.items() if key != "$ref"}
+            definition = schema["$defs"]
+            for part in name.split("/"):  # e.g. operator_settings/properties/queue
+                definition = definition[part]
+            target = _inline_refs(definition, schema, (*seen, name))
+            return target | _inline_refs(siblings, schema, seen)
+    return {key: _inline_refs(value, schema, seen) for key, value in node.items()}
 
 
 def validate(doc: Document) -> list[SpecError]:

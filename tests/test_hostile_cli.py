@@ -244,7 +244,7 @@ def test_two_concurrent_renders_leave_every_file_whole(tmp_path):
         batch = compile_configs(discover([configs]))
         expected = {
             output.path.name: output.content
-            for output in render_outputs(batch.pipelines, out)
+            for output in render_outputs(batch, out.parent / "expected")
         }
         assert sorted(path.name for path in out.iterdir()) == sorted(expected)
         for name, content in expected.items():

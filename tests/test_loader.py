@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from conftest import VALID
+from dagfactory import loader
 from dagfactory.errors import ConfigError
 from dagfactory.loader import MAX_BYTES, Mark, load_bytes, load_text
 
@@ -186,3 +188,23 @@ def test_a_merged_value_that_a_key_overrides_leaves_no_trace():
 def test_earlier_merge_sources_win():
     doc = load_text("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n", "f.yaml")
     assert doc.data["c"] == {"x": 1, "y": 2}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        VALID,
+        "dé: 😀é\nb: [é, 😀, x]\nc: {é: 1, z: 'q'}\nd: |\n  block\ne: &x {k: no}\nf: *x\n",
+    ],
+)
+def test_libyaml_and_pure_python_parsers_load_the_same(text):
+    """Whichever parser PyYAML has, the data, marks and plain-text record are the same."""
+    fast = loader.load_text(text, "f.yaml")
+    pure = loader._load_text_in_python(text, "f.yaml")
+    assert loader.CParser is not None  # the fast path is what this compares
+    assert (fast.data, fast.marks, fast.key_marks, fast.plain_text) == (
+        pure.data,
+        pure.marks,
+        pure.key_marks,
+        pure.plain_text,
+    )

@@ -1,0 +1,405 @@
+"""dagfactory's benchmarks, measured side by side in one run: ``./dev bench``.
+
+1. render throughput, whole process (`dagfactory render` as a subprocess)
+2. no-op re-render of unchanged configs (`render` and `render --check`)
+3. DagBag fill time in Airflow: dagfactory's files, hand-written DAGs, astronomer's
+   dag-factory (installed only in benchmarks/.venv-dagfactory-astro)
+4. trainer modules that take a second to import: the parse must not pay for them
+
+Each measurement runs in a fresh process; the table gives medians of several runs.
+This is not part of the test suite and asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import corpus
+
+ROOT = corpus.ROOT
+ASTRO_VENV = ROOT / "benchmarks" / ".venv-dagfactory-astro"
+FILL = Path(__file__).resolve().parent / "dagbag_fill.py"
+PARSE_DAGS = 200
+
+
+class Table:
+    """Rows printed as they are measured, so a long run shows progress."""
+
+    HEADER = ("benchmark", "runs", "median", "per unit", "peak RSS", "note")
+
+    def __init__(self) -> None:
+        self.widths = (52, 4, 8, 19, 8, 0)
+        self.row(*self.HEADER)
+        print("-" * 130, flush=True)
+
+    def row(self, *cells: str) -> None:
+        line = "  ".join(
+            cell.ljust(width) if width else cell
+            for cell, width in zip(cells, self.widths, strict=True)
+        )
+        print(line.rstrip(), flush=True)
+
+
+class Measurement(NamedTuple):
+    seconds: float  # wall
+    cpu: float  # user + system, of the process and its workers
+    rss: int  # peak resident set, KiB, the largest of the process and its workers
+
+
+def run_timed(command: list[str], cwd: Path, env: dict | None = None) -> Measurement:
+    """Run ``command`` to the end and measure it (with Python's default bytecode cache)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    if process.returncode not in (0, 1) or "error" in stderr:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr[-2000:]}")
+    return Measurement(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+
+def render(configs: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "dagfactory",
+        "render",
+        str(configs),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def median_of(runs: int, measure: Callable[[], Measurement]) -> Measurement:
+    """Median wall and CPU time of ``runs`` measurements, and the largest peak RSS."""
+    results = [measure() for _ in range(runs)]
+    return Measurement(
+        statistics.median(r.seconds for r in results),
+        statistics.median(r.cpu for r in results),
+        max(r.rss for r in results),
+    )
+
+
+def measured_row(
+    table: Table, name: str, runs: int, m: Measurement, count: int, unit: str, note: str
+) -> None:
+    table.row(
+        name,
+        str(runs),
+        f"{m.seconds:.2f} s",
+        f"{count / m.seconds:,.0f} {unit}/s",
+        f"{m.rss / 1024:.0f} MB",
+        f"CPU {m.cpu:.2f} s" + (f"; {note}" if note else ""),
+    )
+
+
+def bench_render(table: Table, work: Path, runs: int, sizes: list[int]) -> None:
+    """Whole-process renders into an empty folder, with no render cache."""
+    figures = {}
+    cases = [(n, 3, ()) for n in sizes]
+    cases += [(sizes[-1], 3, ("--jobs", "1"))]
+    cases += [(1, 1000, ())]
+    for count, trainers, extra in cases:
+        configs = corpus.write_configs(
+            work / f"configs-{count}-{trainers}", count, trainers
+        )
+
+        def once(configs: Path = configs, extra: tuple = extra) -> Measurement:
+            scratch = Path(tempfile.mkdtemp(dir=work))  # own cwd: no render cache
+            try:
+                return run_timed(render(configs, scratch / "out", *extra), scratch)
+            finally:
+                shutil.rmtree(scratch)
+
+        n = runs if count <= 1000 else max(1, runs // 2)
+        m = figures[(count, extra)] = median_of(n, once)
+        jobs = " ".join(extra) or "default jobs"
+        if trainers == 3:
+            plural = "s" if count != 1 else ""
+            name = f"render {count:,} config{plural} ({jobs})"
+            measured_row(table, name, n, m, count, "configs", "")
+        else:
+            name = f"render 1 config with {trainers:,} trainers"
+            measured_row(table, name, n, m, trainers, "trainers", "")
+    big = sizes[-1]
+    table.row(
+        f"  {big:,} configs: time with --jobs 1 / default jobs",
+        "",
+        f"{figures[(big, ('--jobs', '1'))].seconds / figures[(big, ())].seconds:.2f}x",
+        "",
+        "",
+        f"default jobs here: {os.cpu_count()}",
+    )
+
+
+def bench_noop(table: Table, work: Path, runs: int) -> None:
+    """1,000 unchanged configs rendered again: with the render cache, and without it."""
+    configs = corpus.write_configs(work / "noop-configs", 1000)
+    home = work / "noop"
+    home.mkdir()
+    out = home / "out"
+    run_timed(render(configs, out), home)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    for name, extra in (("render", ()), ("render --check", ("--check",))):
+        m = median_of(
+            runs, lambda extra=extra: run_timed(render(configs, out, *extra), home)
+        )
+        label = f"no-op {name}, 1,000 configs"
+        measured_row(table, label, runs, m, 1000, "configs", "render cache warm")
+
+    def uncached() -> Measurement:
+        shutil.rmtree(home / ".dagfactory", ignore_errors=True)
+        return run_timed(render(configs, out), home)
+
+    m = median_of(runs, uncached)
+    label = "no-op render, 1,000 configs, no cache"
+    measured_row(table, label, runs, m, 1000, "configs", "every config compiled")
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    kept = "yes" if before == after else "NO"
+    table.row("  files untouched (same names and mtimes)", "", kept, "", "", "")
+
+
+def fill(
+    python: Path, folder: Path, work: Path, pythonpath: Path, *, bytecode: bool
+) -> dict:
+    """One DagBag fill in a fresh process with its own AIRFLOW_HOME and default settings.
+
+    Without ``bytecode`` the folder has no ``__pycache__`` and Python writes none, so
+    every file of it is compiled from source, as on a read-only dags folder or the first parse after a
+    change; with it, the second and later parses of a file load its cached bytecode,
+    as a scheduler re-parsing unchanged files does.
+    """
+    home = Path(tempfile.mkdtemp(dir=work, prefix="airflow-home-"))
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+        "PYTHONPATH": str(pythonpath),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for cache in folder.rglob("__pycache__"):
+            shutil.rmtree(cache)
+    result = subprocess.run(
+        [str(python), str(FILL), str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    shutil.rmtree(home, ignore_errors=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"DagBag fill of {folder} failed:\n{result.stderr[-3000:]}")
+    figures = json.loads(lines[-1])
+    if figures["errors"] or figures["dags"] == 0:
+        raise RuntimeError(f"DagBag fill of {folder}: {figures}")
+    return figures
+
+
+Variant = tuple[Path, Path, Path]  # python, dags folder, PYTHONPATH
+
+
+def fill_medians(
+    variants: dict[str, Variant], work: Path, runs: int, *, bytecode: bool
+) -> dict[str, dict]:
+    """Median wall and CPU fill seconds per variant, the variants interleaved run by run."""
+    if bytecode:  # one parse first, to write the bytecode the measured ones load
+        for python, folder, pythonpath in variants.values():
+            fill(python, folder, work, pythonpath, bytecode=True)
+    samples: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, (python, folder, pythonpath) in variants.items():
+            samples[name].append(
+                fill(python, folder, work, pythonpath, bytecode=bytecode)
+            )
+    return {
+        name: {
+            "seconds": statistics.median(f["seconds"] for f in figures),
+            "cpu_seconds": statistics.median(f["cpu_seconds"] for f in figures),
+            "shape": {key: figures[-1][key] for key in ("dags", "tasks", "edges")},
+        }
+        for name, figures in samples.items()
+    }
+
+
+def astro_python() -> Path:
+    """The benchmark's own virtualenv with astronomer's dag-factory (made on first use)."""
+    python = ASTRO_VENV / "bin" / "python"
+    if not python.exists():
+        print(
+            f"bench: installing dag-factory into {ASTRO_VENV.relative_to(ROOT)} ...",
+            file=sys.stderr,
+            flush=True,
+        )
+        subprocess.run([sys.executable, "-m", "venv", str(ASTRO_VENV)], check=True)
+        airflow = next(
+            line.strip()
+            for line in (ROOT / "constraints.txt").read_text().splitlines()
+            if line.startswith("apache-airflow==")
+        )
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-c",
+                str(ROOT / "constraints.txt"),
+                "dag-factory",
+                airflow,
+            ],
+            check=True,
+        )
+    return python
+
+
+def package_version(python: Path, name: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    return subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def bench_parse(table: Table, work: Path, runs: int) -> None:
+    """200 DAGs three ways, and dagfactory's with trainer modules that are slow to import."""
+    python = Path(sys.executable)
+    modules = work / "modules"
+    modules.mkdir()
+    (modules / "light_trainers.py").write_text(
+        "def train_model(**kwargs):\n    return 1.0\n"
+    )
+    corpus.write_heavy_module(modules, "heavy_trainers")
+    folders = {}
+    for module in ("light_trainers", "heavy_trainers"):
+        configs = corpus.write_configs(
+            work / f"parse-configs-{module}", PARSE_DAGS, module=module
+        )
+        folders[module] = work / f"generated-{module}"
+        run_timed(render(configs, folders[module]), work)
+    hand = corpus.write_handwritten(
+        work / "handwritten", PARSE_DAGS, module="light_trainers"
+    )
+    astro = corpus.write_astro(work / "astro", PARSE_DAGS, module="light_trainers")
+    astro_py = astro_python()
+    variants = {
+        "a": (python, folders["light_trainers"], modules),
+        "b": (python, hand, modules),
+        "c": (astro_py, astro, modules),
+        "heavy": (python, folders["heavy_trainers"], modules),
+    }
+    version = package_version(astro_py, "dag-factory")
+    labels = {
+        "a": "(a) dagfactory-generated",
+        "b": "(b) hand-written Python",
+        "c": f"(c) astronomer dag-factory {version}",
+        "heavy": "(a) with trainers that take 1 s to import",
+    }
+    for bytecode in (False, True):
+        medians = fill_medians(variants, work, runs, bytecode=bytecode)
+        shapes = {json.dumps(m["shape"]) for m in medians.values()}
+        same = "same DAGs, tasks, edges" if len(shapes) == 1 else f"DIFFER: {shapes}"
+        mode = "bytecode cached" if bytecode else "compiled from source"
+        for name, label in labels.items():
+            m = medians[name]
+            table.row(
+                f"parse {PARSE_DAGS}: {label}",
+                str(runs),
+                f"{m['seconds']:.2f} s",
+                f"{m['seconds'] / PARSE_DAGS * 1000:.1f} ms/DAG",
+                "",
+                f"CPU {m['cpu_seconds']:.2f} s; {mode}"
+                + (f"; {same}" if name == "a" else ""),
+            )
+        for top, bottom, label, target in (
+            ("a", "b", "generated / hand-written", "<= 1.10"),
+            ("a", "c", "generated / dag-factory", "<= 0.50"),
+            ("heavy", "a", "1 s-import trainers / light", "< 1.05"),
+        ):
+            wall = medians[top]["seconds"] / medians[bottom]["seconds"]
+            cpu = medians[top]["cpu_seconds"] / medians[bottom]["cpu_seconds"]
+            table.row(
+                f"  ratio {top}/{bottom} ({label})",
+                "",
+                f"{wall:.2f}x",
+                "",
+                "",
+                f"CPU {cpu:.2f}x; target {target}",
+            )
+
+
+def describe_machine() -> None:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    airflow = package_version(Path(sys.executable), "apache-airflow")
+    print(
+        f"machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, Airflow {airflow}, {platform.system()} {platform.release()}"
+    )
+    print(
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs per measurement (default 5)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("render", "noop", "parse"),
+        action="append",
+        help="run only these groups",
+    )
+    parser.add_argument(
+        "--sizes", default="1,100,1000,10000", help="config counts for the render group"
+    )
+    args = parser.parse_args()
+    groups = args.only or ["render", "noop", "parse"]
+    describe_machine()
+    table = Table()
+    with tempfile.TemporaryDirectory(prefix="dagfactory-bench-") as scratch:
+        work = Path(scratch)
+        if "render" in groups:
+            bench_render(
+                table, work, args.runs, [int(n) for n in args.sizes.split(",")]
+            )
+        if "noop" in groups:
+            bench_noop(table, work, args.runs)
+        if "parse" in groups:
+            bench_parse(table, work, args.runs)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

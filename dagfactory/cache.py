@@ -1,0 +1,102 @@
+"""Remember what each config compiled to, so that an unchanged batch is not compiled again.
+
+An entry is keyed by the SHA-256 of everything that decides a config's outcome:
+dagfactory's own code, templates and schema, the versions of Python and of the libraries
+it runs on, the config's name (it is written into the file's header) and its bytes.
+Entries are made only for configs that compiled without error, so a hit means the config
+is valid; it gives the DAG id (and where it is written, for the check that DAG ids are
+unique across configs) and the SHA-256 of the file it renders to. The cache is a plain
+JSON file; one that is missing or unreadable is simply empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import NamedTuple
+
+from dagfactory.writer import write_atomic
+
+CACHE_FILE = Path(".dagfactory") / "render-cache.json"
+MAX_ENTRIES = 100_000
+_PACKAGE = Path(__file__).resolve().parent
+_LIBRARIES = ("yaml", "jinja2", "jsonschema")
+
+
+class CacheEntry(NamedTuple):
+    dag_id: str
+    dag_id_line: int
+    dag_id_column: int
+    digest: str
+
+
+@cache
+def code_fingerprint() -> bytes:
+    """The SHA-256 of dagfactory's files, Python's version and the libraries' installs.
+
+    A library is known by where its package is and when that was written, which any
+    install, upgrade or downgrade changes (reading versions costs more than all of this).
+    """
+    fingerprint = hashlib.sha256(sys.version.encode())
+    for library in _LIBRARIES:
+        spec = find_spec(library)
+        origin = spec.origin if spec and spec.origin else ""
+        written = os.stat(origin).st_mtime_ns if origin else 0
+        fingerprint.update(f"\0{library}={origin}@{written}".encode())
+    for path in sorted(_PACKAGE.rglob("*")):
+        if path.suffix in {".py", ".j2", ".json"}:
+            fingerprint.update(f"\0{path.relative_to(_PACKAGE).as_posix()}\0".encode())
+            fingerprint.update(path.read_bytes())
+    return fingerprint.digest()
+
+
+class RenderCache:
+    """Entries from the last renders, plus what this run adds; saved only when it grew."""
+
+    def __init__(self, path: Path, entries: dict[str, CacheEntry]) -> None:
+        self.path = path
+        self.entries = entries
+        self.added: dict[str, CacheEntry] = {}
+
+    @classmethod
+    def from_file(cls, path: Path = CACHE_FILE) -> RenderCache:
+        try:
+            raw = json.loads(path.read_bytes())
+            entries = {key: CacheEntry(*value) for key, value in raw.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            entries = {}
+        return cls(path, entries)
+
+    @staticmethod
+    def key(name: str, data: bytes) -> str:
+        """The key of the config called ``name`` holding ``data``."""
+        key = hashlib.sha256(code_fingerprint())
+        key.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        key.update(data)
+        return key.hexdigest()
+
+    def get(self, key: str) -> CacheEntry | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        if self.entries.get(key) != entry:
+            self.added[key] = entry
+
+    def save(self) -> None:
+        """Write the cache if entries were added, newest first, at most MAX_ENTRIES."""
+        if not self.added:
+            return
+        entries = self.added | {
+            key: entry for key, entry in self.entries.items() if key not in self.added
+        }
+        kept = dict(list(entries.items())[:MAX_ENTRIES])
+        try:
+            write_atomic(self.path, json.dumps(kept, separators=(",", ":")))
+        except OSError:
+            return  # a cache that cannot be written only costs time
+        self.entries, self.added = kept, {}

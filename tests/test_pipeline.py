@@ -1,0 +1,156 @@
+"""Batches: the same outputs and errors on one process or several, and the render cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import dagfactory
+
+from conftest import VALID
+from dagfactory.cache import CACHE_FILE, RenderCache
+from dagfactory.pipeline import compile_configs, discover, render_outputs
+
+
+def configs(folder: Path, count: int, *, broken: bool = False) -> list[Path]:
+    """``count`` valid configs; with ``broken``, some of every kind of error among them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        text = VALID.replace("dag_id: demo", f"dag_id: demo_{index:03d}")
+        if broken and index % 7 == 3:
+            text += "extra: 1\n"  # a schema error
+        if broken and index % 11 == 5:
+            text = "dag: [\n"  # a YAML syntax error
+        if broken and index % 13 == 8:
+            text = VALID.replace("dag_id: demo", "dag_id: Demo_000")  # a duplicate id
+        (folder / f"c{index:03d}.yaml").write_text(text, "utf-8")
+    return discover([folder])
+
+
+def outcome(batch) -> tuple[list, list]:
+    return [(c.source, c.dag_id, c.content) for c in batch.compiled], batch.errors
+
+
+def test_one_and_two_jobs_give_the_same_outputs_in_the_same_order(tmp_path):
+    paths = configs(tmp_path / "configs", 30)
+    one, two = compile_configs(paths, jobs=1), compile_configs(paths, jobs=2)
+    assert outcome(one) == outcome(two)
+    assert [c.dag_id for c in two.compiled] == [f"demo_{i:03d}" for i in range(30)]
+    assert not two.errors
+
+
+def test_one_and_two_jobs_report_the_same_errors_in_the_same_order(tmp_path):
+    paths = configs(tmp_path / "configs", 40, broken=True)
+    one, two = compile_configs(paths, jobs=1), compile_configs(paths, jobs=2)
+    assert one.errors == two.errors
+    assert not one.compiled and not two.compiled
+    kinds = {error.message.split(":")[0].split(" ")[0] for error in two.errors}
+    assert {"unknown", "invalid", "the"} <= kinds
+    assert [error.file for error in two.errors] == sorted(
+        error.file for error in two.errors
+    )
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_cli_jobs_one_and_two_print_and_write_the_same(tmp_path, broken):
+    configs(tmp_path / "configs", 25, broken=broken)
+    results = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        result = dagfactory(
+            "render", "configs", "--out", str(out), "--jobs", jobs, cwd=tmp_path
+        )
+        (tmp_path / CACHE_FILE).unlink(missing_ok=True)  # each run compiles everything
+        files = {p.name: p.read_bytes() for p in sorted(out.glob("*.py"))}
+        lines = [
+            line.replace(f"out{jobs}", "out") for line in result.stdout.splitlines()
+        ]
+        results[jobs] = (result.returncode, lines[:-1], result.stderr, files)
+    assert results["1"] == results["2"]
+    code, _, stderr, files = results["2"]
+    assert (code, bool(files), "nothing written" in stderr) == (
+        (1, False, True) if broken else (0, True, False)
+    )
+
+
+def test_jobs_must_be_a_positive_number(tmp_path):
+    result = dagfactory("validate", str(tmp_path), "--jobs", "0")
+    assert result.returncode == 2
+    assert "expected a whole number of at least 1, got '0'" in result.stderr
+
+
+def test_cached_configs_are_not_compiled_but_still_checked(tmp_path):
+    paths = configs(tmp_path / "configs", 3)
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    first = compile_configs(paths, jobs=1, cache=cache)
+    cache.save()
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    second = compile_configs(paths, jobs=1, cache=cache)
+    assert [c.pipeline for c in second.compiled] == [None, None, None]
+    assert [(c.dag_id, c.digest) for c in second.compiled] == [
+        (c.dag_id, c.digest) for c in first.compiled
+    ]
+    # A config that now claims a cached config's DAG id is reported as without a cache.
+    clash = tmp_path / "configs" / "c999.yaml"
+    clash.write_text(VALID.replace("dag_id: demo", "dag_id: DEMO_001"), "utf-8")
+    paths = discover([tmp_path / "configs"])
+    assert compile_configs(paths, cache=cache).errors == compile_configs(paths).errors
+
+
+def test_a_cached_config_whose_file_differs_is_rendered_again(tmp_path):
+    paths = configs(tmp_path / "configs", 2)
+    out = tmp_path / "out"
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    fresh = render_outputs(compile_configs(paths, cache=cache), out)
+    cache.save()
+    for output in fresh:
+        output.path.parent.mkdir(exist_ok=True)
+        output.path.write_text(output.content, "utf-8")
+    cached = compile_configs(
+        paths, cache=RenderCache.from_file(tmp_path / "cache.json")
+    )
+    assert render_outputs(cached, out) == []  # both files are as they should be
+    fresh[1].path.write_text(fresh[1].content + "# edited\n", "utf-8")
+    assert render_outputs(cached, out) == [fresh[1]]
+
+
+def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text(VALID, "utf-8")
+    (tmp_path / CACHE_FILE).parent.mkdir()
+    for junk in ("not json", "[1, 2]", '{"k": [1]}'):
+        (tmp_path / CACHE_FILE).write_text(junk, "utf-8")
+        result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert len(json.loads((tmp_path / CACHE_FILE).read_text())) == 1
+    assert (
+        "1 DAG files up to date"
+        in dagfactory(
+            "render", "--check", "configs", "--out", "out", cwd=tmp_path
+        ).stdout
+    )
+
+
+def test_the_cache_knows_defaults_files_and_never_caches_environment_values(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "configs"
+    paths = configs(folder, 1)
+    (folder / "defaults.yaml").write_text("dag:\n  default_args: {owner: a}\n")
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    first = compile_configs(paths, cache=cache)
+    cache.save()
+    (folder / "defaults.yaml").write_text("dag:\n  default_args: {owner: b}\n")
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    second = compile_configs(paths, cache=cache)
+    assert second.compiled[0].pipeline is not None  # compiled again, not from the cache
+    assert second.compiled[0].digest != first.compiled[0].digest
+    (folder / "c000.yaml").write_text(
+        VALID.replace("echo hello", "!env 'echo ${DF_TEST_GREETING:-hi}'"), "utf-8"
+    )
+    for greeting in ("hello", "bonjour"):
+        monkeypatch.setenv("DF_TEST_GREETING", greeting)
+        batch = compile_configs(paths, cache=cache)
+        cache.save()
+        assert f'bash_command="echo {greeting}"' in batch.compiled[0].content
