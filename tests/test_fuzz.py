@@ -95,6 +95,13 @@ TOKENS = [
     b"models: []",
     b"mode: min",
     b"class: 1",
+    b"!env ",
+    b'!env "${HOME}"',
+    b"${NO_SUCH_VARIABLE:-x}",
+    b"count: 99999999999",
+    b"matrix: {a: [1, 2], b: [x]}",
+    b"doc_md_file: ../../etc/passwd",
+    b"params: {p: {default: 1, minimum: {}}}",
 ]
 
 
