@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -388,7 +389,15 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
         )
 
     doc_file = doc_md_path(doc)
-    if doc_file is not None and not doc_file.is_file():
+    if doc_file is not None and not doc_file.resolve().is_relative_to(
+        Path(doc.name).parent.resolve()
+    ):
+        # The file's text is copied into the DAG: it must not be any file the renderer can read.
+        yield doc.error(
+            ("dag", "doc_md_file"),
+            "must be a file in the config's folder or below it (no absolute path, no '..' out of it)",
+        )
+    elif doc_file is not None and not doc_file.is_file():
         yield doc.error(
             ("dag", "doc_md_file"),
             f"no such file: {doc_file.as_posix()} (paths are relative to the config's folder)",
@@ -408,6 +417,10 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
                 )
                 if key in param
             }
+            try:
+                jsonschema.Draft202012Validator.check_schema(rules)
+            except jsonschema.SchemaError:
+                continue  # a rule of the wrong type: the spec's schema reports it
             problem = jsonschema.Draft202012Validator(rules).iter_errors(
                 param["default"]
             )
@@ -462,7 +475,7 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
     """Every trainer needs a command; bash and mapped trainers have extra rules."""
     matrix = trainers.get("matrix")
     if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
-        size = math.prod(len(values) for values in matrix.values())
+        size = _matrix_size(matrix)
         if size > MAX_TRAINERS:
             yield doc.error(
                 ("trainers", "matrix"),
@@ -520,8 +533,20 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
 MAX_TRAINERS = 10_000
 
 
+def _matrix_size(matrix: dict[str, Any]) -> int:
+    return math.prod(
+        len(values) for values in matrix.values() if isinstance(values, list)
+    )
+
+
 def _trainer_models(trainers: dict[str, Any]) -> list[Any]:
-    """The trainers a section describes, or none while its shape is wrong."""
+    """The trainers to check: none when the section is malformed, or would generate more
+    than MAX_TRAINERS (a count or matrix far too large must not exhaust the machine)."""
+    count, matrix = trainers.get("count"), trainers.get("matrix")
+    if isinstance(count, int) and count > MAX_TRAINERS:
+        return []
+    if isinstance(matrix, dict) and _matrix_size(matrix) > MAX_TRAINERS:
+        return []
     try:
         models = trainer_specs(trainers)
     except (KeyError, TypeError, AttributeError, ValueError):

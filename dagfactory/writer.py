@@ -44,9 +44,8 @@ class Output:
         except (FileNotFoundError, NotADirectoryError):
             return Status.CREATE  # writing will say why the folder cannot hold it
         except OSError:
-            return (
-                Status.FOREIGN
-            )  # a folder or an unreadable file: in the way, never replaced
+            # A folder or an unreadable file: in the way, so never replaced.
+            return Status.FOREIGN
         if current == self.content.encode():
             return Status.UNCHANGED
         if not current.startswith(_MARKER):

@@ -20,15 +20,18 @@ def _call(ref, kwargs):
 
 
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metric it returns under ``xcom_key``.
-
-    XCom values travel as JSON, which has no NaN or infinity: such a metric is pushed
-    as its text ("nan", "inf", "-inf") so that the chooser can name it.
-    """
+    """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
     metric = _call(ref, kwargs)
-    if isinstance(metric, float) and not math.isfinite(metric):
-        metric = repr(metric)
-    ti.xcom_push(key=xcom_key, value=metric)
+    if isinstance(metric, dict):
+        metric = {name: _json_number(value) for name, value in metric.items()}
+    ti.xcom_push(key=xcom_key, value=_json_number(metric))
+
+
+def _json_number(value):
+    """XComs travel as JSON, which has no NaN or infinity: send those as text, for the chooser to name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
 
 
 def _score(value, metric):

@@ -20,10 +20,10 @@ from dagfactory.render import render_pipeline
 from dagfactory.validate import validate
 
 SEED = 20240101
-MUTANTS_PER_SEED = 1500
+MUTANTS_PER_SEED = 800
 RANDOM_INPUTS = 1000
 
-SEEDS = [path.read_bytes() for path in sorted((ROOT / "configs").glob("*.yaml"))]
+SEEDS = [path.read_bytes() for path in sorted((ROOT / "configs").rglob("*.yaml"))]
 SEEDS.append(VALID.encode())
 
 # Fragments that reach the corners of YAML and of the schema.
@@ -95,6 +95,13 @@ TOKENS = [
     b"models: []",
     b"mode: min",
     b"class: 1",
+    b"!env ",
+    b'!env "${HOME}"',
+    b"${NO_SUCH_VARIABLE:-x}",
+    b"count: 99999999999",
+    b"matrix: {a: [1, 2], b: [x]}",
+    b"doc_md_file: ../../etc/passwd",
+    b"params: {p: {default: 1, minimum: {}}}",
 ]
 
 

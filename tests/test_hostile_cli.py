@@ -40,6 +40,8 @@ def alias_bomb() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+MODELS = "  models:\n    - task_id: a\n    - task_id: b\n      op_kwargs: {depth: 3}\n"
+AXIS = list(range(200))
 HOSTILE = {
     "alias bomb": (alias_bomb(), "1:", "aliases expanding without bound"),
     "over the size limit": (
@@ -83,6 +85,18 @@ HOSTILE = {
         "is not allowed; only plain YAML values are",
     ),
     "a tag that does not fit": (b"dag: !!int twelve\n", "1:6", "is not a valid int"),
+    "a hundred billion generated trainers": (
+        VALID.replace(MODELS, "  count: 100000000000\n").encode(),
+        "11:10",
+        "100000000000 is greater than the maximum of 10000",
+    ),
+    "a matrix of eight million trainers": (
+        VALID.replace(
+            MODELS, f"  matrix: {{a: {AXIS}, b: {AXIS}, c: {AXIS}}}\n"
+        ).encode(),
+        "11:11",
+        "makes 8,000,000 trainers; at most 10,000 are supported",
+    ),
 }
 
 

@@ -119,6 +119,12 @@ def make_config(
     owner: str,
     queue: str,
     pool: str,
+    doc_md: str,
+    param_default: str,
+    param_description: str,
+    link_owner: str,
+    on_pass_command: str,
+    publish_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "dag": {
@@ -127,6 +133,11 @@ def make_config(
             "start_date": "2024-01-01",
             "tags": tags,
             "default_args": {"owner": owner, "queue": queue, "pool": pool},
+            "doc_md": doc_md,
+            "params": {
+                "p": {"default": param_default, "description": param_description}
+            },
+            "owner_links": {link_owner: "mailto:ml@example.org"},
         },
         "download": {"task_id": "fetch", "bash_command": bash_command},
         "trainers": {
@@ -135,7 +146,17 @@ def make_config(
             "python_callable": "pkg.models:train",
             "models": [{"task_id": "a", "op_kwargs": op_kwargs}],
         },
-        "chooser": {"task_id": "choose"},
+        "chooser": {
+            "task_id": "choose",
+            "threshold": 0.5,
+            "on_pass": {"task_id": "deploy", "bash_command": on_pass_command},
+            "on_fail": {"task_id": "alert", "bash_command": "echo no"},
+        },
+        "publish": {
+            "task_id": "announce",
+            "python_callable": "pkg.reports:publish",
+            "op_kwargs": publish_kwargs,
+        },
     }
 
 
@@ -148,6 +169,12 @@ FIELDS = st.fixed_dictionaries(
         "owner": free_text(min_size=1),
         "queue": free_text(min_size=1),
         "pool": free_text(min_size=1),
+        "doc_md": free_text(),
+        "param_default": free_text(),
+        "param_description": free_text(),
+        "link_owner": free_text(min_size=1),
+        "on_pass_command": free_text(min_size=1),
+        "publish_kwargs": st.dictionaries(IDENTIFIERS, KWARG_VALUES, max_size=2),
     }
 )
 NASTY = {
@@ -158,14 +185,21 @@ NASTY = {
     "owner": "')\nimport os\n#",
     "queue": "\ud800",
     "pool": "{{ var.value.secret }}",
+    "doc_md": "# Title\n\n```python\nimport os\n```\n{{ macros }}",
+    "param_default": "{{ params.p }}",
+    "param_description": "\\'\\\"",
+    "link_owner": "a'b\"c\nd",
+    "on_pass_command": "rm -rf / # {{ ti }}",
+    "publish_kwargs": {"return": '"""', "task_id": "\x00"},
 }
+KWARG_FIELDS = {"op_kwargs", "publish_kwargs"}  # their top-level keys are identifiers
 
 
 def with_placeholders(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The same fields with every driven text swapped for a unique plain placeholder.
 
     Returns the placeholder fields and what each placeholder stands for. Top-level
-    op_kwargs keys stay (they are identifiers, not free text).
+    keyword-argument keys stay (they are identifiers, not free text).
     """
     meaning: dict[str, Any] = {}
 
@@ -180,13 +214,12 @@ def with_placeholders(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
             return {swap(key): swap(item) for key, item in value.items()}
         return value
 
-    swapped = {
-        name: swap(value) for name, value in fields.items() if name != "op_kwargs"
-    }
-    swapped["op_kwargs"] = {
-        key: swap(value) for key, value in fields["op_kwargs"].items()
-    }
-    return swapped, meaning
+    return {
+        name: {key: swap(item) for key, item in value.items()}
+        if name in KWARG_FIELDS
+        else swap(value)
+        for name, value in fields.items()
+    }, meaning
 
 
 def skeleton(tree: ast.AST) -> str:
@@ -250,12 +283,19 @@ def check_fields(fields: dict[str, Any], allow_unicode: bool) -> str:
 
 def _fields_of(config: dict[str, Any]) -> dict[str, Any]:
     dag, model = config["dag"], config["trainers"]["models"][0]
+    (link_owner,) = dag["owner_links"]
     return {
         "description": dag["description"],
         "bash_command": config["download"]["bash_command"],
         "tags": dag["tags"],
         "op_kwargs": model["op_kwargs"],
         **dag["default_args"],
+        "doc_md": dag["doc_md"],
+        "param_default": dag["params"]["p"]["default"],
+        "param_description": dag["params"]["p"]["description"],
+        "link_owner": link_owner,
+        "on_pass_command": config["chooser"]["on_pass"]["bash_command"],
+        "publish_kwargs": config["publish"]["op_kwargs"],
     }
 
 
@@ -350,6 +390,12 @@ def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
         }
         for task in dag.tasks:
             assert (task.owner, task.queue, task.pool) == tuple(default_args.values())
+        assert dag.doc_md == fields["doc_md"]
+        assert dag.params["p"] == fields["param_default"]
+        assert dag.params.get_param("p").description == fields["param_description"]
+        assert dag.owner_links == {fields["link_owner"]: "mailto:ml@example.org"}
+        assert dag.get_task("deploy").bash_command == fields["on_pass_command"]
+        assert dag.get_task("announce").op_kwargs["kwargs"] == fields["publish_kwargs"]
         event("loaded in Airflow")
         loaded["loaded"] += 1
 

@@ -122,7 +122,7 @@ def test_hostile_text_stays_data():
     source = render(text)
     tree = ast.parse(source)
     top_level = [type(node).__name__ for node in tree.body]
-    expected = ["Import"] * 3 + ["ImportFrom"] * 3 + ["FunctionDef"] * 5 + ["With"]
+    expected = ["Import"] * 3 + ["ImportFrom"] * 3 + ["FunctionDef"] * 6 + ["With"]
     assert top_level == expected
 
 

@@ -364,3 +364,38 @@ def test_unique_items_with_mixed_types():
         assert (
             "c.yaml:4:9: error: dag.tags: items must be unique" not in found
         ) is unique
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../../../../etc/passwd", "docs/../../secret.md"]
+)
+def test_doc_md_file_stays_in_the_config_folder(path):
+    """Its text is copied into the DAG, so it cannot name any file the renderer can read."""
+    found = problems(
+        edit(
+            "  start_date: 2024-01-01\n",
+            f"  start_date: 2024-01-01\n  doc_md_file: {path}\n",
+        )
+    )
+    assert any(
+        message.startswith(
+            "c.yaml:4:16: error: dag.doc_md_file: must be a file in the config's folder"
+        )
+        for message in found
+    ), found
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (
+            "    - task_id: a\n    - task_id: b\n      op_kwargs: {depth: 3}\n",
+            "    .inf\n",
+        ),
+        ("dag:\n  dag_id: demo\n  start_date: 2024-01-01\n", "dag: 1000\n"),
+        ("dag:\n  dag_id: demo\n  start_date: 2024-01-01\n", "dag: [doc_md_file]\n"),
+    ],
+)
+def test_sections_of_the_wrong_type_are_errors_not_crashes(old, new):
+    found = problems(edit(old, new))
+    assert found and all(message.startswith("c.yaml:") for message in found)
