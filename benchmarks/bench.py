@@ -239,6 +239,9 @@ def fill_medians(
             "seconds": statistics.median(f["seconds"] for f in figures),
             "cpu_seconds": statistics.median(f["cpu_seconds"] for f in figures),
             "shape": {key: figures[-1][key] for key in ("dags", "tasks", "edges")},
+            "imported": sorted(
+                {m for f in figures for m in f["trainer_modules_imported"]}
+            ),
         }
         for name, figures in samples.items()
     }
@@ -332,7 +335,12 @@ def bench_parse(table: Table, work: Path, runs: int) -> None:
                 f"{m['seconds'] / PARSE_DAGS * 1000:.1f} ms/DAG",
                 "",
                 f"CPU {m['cpu_seconds']:.2f} s; {mode}"
-                + (f"; {same}" if name == "a" else ""),
+                + (f"; {same}" if name == "a" else "")
+                + (
+                    f"; imported: {', '.join(m['imported']) or 'none'}"
+                    if name == "heavy"
+                    else ""
+                ),
             )
         for top, bottom, label, target in (
             ("a", "b", "generated / hand-written", "<= 1.10"),
