@@ -6,6 +6,7 @@ bad config produces no output at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,11 +62,19 @@ def render_outputs(pipelines: list[Pipeline], out_dir: Path) -> list[Output]:
     ]
 
 
-def compile_configs(config_paths: list[Path]) -> Batch:
-    """Load, validate and normalise every config; any error empties the batch's pipelines."""
+def compile_configs(
+    config_paths: list[Path],
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Batch:
+    """Load, validate and normalise every config; any error empties the batch's pipelines.
+
+    ``on_progress(n, total)`` is called as the n-th config is taken up, for a progress bar.
+    """
     batch = Batch()
     owners: dict[str, tuple[str, int]] = {}
-    for path in config_paths:
+    for done, path in enumerate(config_paths, start=1):
+        if on_progress:
+            on_progress(done, len(config_paths))
         try:
             doc = load_file(path, display_name(path))
         except ConfigError as exc:

@@ -2,14 +2,17 @@
 
 A file is written atomically (a temporary file in the same folder, then a rename),
 only when its bytes change (so mtimes stay and the scheduler does not re-parse), and
-never over a file that dagfactory did not generate.
+never over a file that dagfactory did not generate. Generated files whose config is
+gone are found by the config their header names; no other file is ever removed.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import enum
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,10 @@ from pathlib import Path
 from dagfactory.render import GENERATED_MARKER
 
 _MARKER = GENERATED_MARKER.encode()
+_SOURCE = re.compile(
+    re.escape(GENERATED_MARKER)
+    + r""" from ("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\."""
+)
 
 
 class Status(enum.Enum):
@@ -47,17 +54,58 @@ class Output:
 
     def diff(self) -> str:
         """A unified diff from what is on disk to what would be written."""
-        try:
-            current = self.path.read_text("utf-8")
-        except FileNotFoundError:
-            current = ""
-        lines = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            self.content.splitlines(keepends=True),
-            fromfile=f"{self.path} (on disk)",
-            tofile=f"{self.path} (from {self.source})",
-        )
-        return "".join(lines)
+        return _diff(self.path, self.content, f"from {self.source}")
+
+
+def recorded_source(path: Path) -> str | None:
+    """The config named in the header of a file dagfactory generated; None for any other file."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.readline(4096)
+    except OSError:
+        return None
+    match = _SOURCE.match(head.decode("utf-8", "replace"))
+    return ast.literal_eval(match.group(1)) if match else None
+
+
+def stale_files(out_dir: Path, outputs: list[Output]) -> list[Path]:
+    """Generated files in ``out_dir`` that no config produces any more.
+
+    A file is stale when it is not one of ``outputs`` and the config its header names
+    is gone, or is one of this batch's configs (which now renders to another file).
+    Files of configs outside this batch, and files dagfactory did not generate, are
+    never stale.
+    """
+    current = {output.path.absolute() for output in outputs}
+    sources = {output.source for output in outputs}
+    stale = []
+    for path in sorted(out_dir.glob("*.py")):
+        source = recorded_source(path)
+        if source is None or path.absolute() in current:
+            continue
+        if source in sources or not Path(source).is_file():
+            stale.append(path)
+    return stale
+
+
+def removal_diff(path: Path) -> str:
+    """A unified diff that deletes ``path``."""
+    return _diff(path, "", "stale: its config is gone")
+
+
+def _diff(path: Path, new: str, new_label: str) -> str:
+    """A unified diff from what is on disk at ``path`` (if anything) to ``new``."""
+    try:
+        current = path.read_text("utf-8")
+    except FileNotFoundError:
+        current = ""
+    lines = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"{path} (on disk)",
+        tofile=f"{path} ({new_label})",
+    )
+    return "".join(lines)
 
 
 def write_atomic(path: Path, content: str) -> None:
