@@ -77,7 +77,7 @@ def test_graph_prints_mermaid_with_every_task_and_edge():
 
 
 def test_graph_labels_cannot_break_out_of_mermaid(write_config):
-    config = write_config(VALID.replace("echo hello", 'echo "a<b>" # done'))
+    config = write_config(VALID.replace("echo hello", """'echo "a<b>" # done'"""))
     result = dagfactory("graph", str(config))
     assert result.returncode == 0, result.stderr
     assert (
