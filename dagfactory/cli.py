@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
             "a pull request, on stdout); default: text",
         )
 
+    def add_output(sub: argparse.ArgumentParser, help_text: str) -> None:
+        sub.add_argument("--output", "-o", type=Path, metavar="FILE", help=help_text)
+
     render = command(
         "render",
         "render configs into DAG files",
@@ -193,13 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         "(pip install 'dagfactory[png]', which needs the Cairo library).",
     )
     graph.add_argument("config", type=Path, metavar="CONFIG", help="a config file")
-    graph.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        metavar="FILE",
-        help="write a picture instead: FILE.svg or FILE.png",
-    )
+    add_output(graph, "write a picture instead: FILE.svg or FILE.png")
     graph.set_defaults(handler=_graph_command)
 
     init = command(
@@ -215,13 +212,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the DAG id, and the config's file name (default: my_pipeline)",
     )
-    init.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        metavar="FILE",
-        help="where to write the config (default: configs/NAME.yaml)",
-    )
+    add_output(init, "where to write the config (default: configs/NAME.yaml)")
     init.set_defaults(handler=_init_command)
 
     schema = command(
