@@ -1,7 +1,9 @@
-"""The ``dagfactory`` command line: a thin shell over load, validate, render and write.
+"""The ``dagfactory`` command line: a thin shell over load, validate, render and write,
+and over the modules that check, draw, scaffold and report.
 
 Exit codes (as ruff's): 0 success; 1 problems found (invalid configs, outputs out of
-date under ``--check``, a file in the way, a failed DAG run); 2 usage or setup errors.
+date under ``--check`` or ``--diff``, a file in the way, a DAG file Airflow cannot load,
+a failed DAG run); 2 usage or setup errors (Airflow or CairoSVG missing included).
 """
 
 from __future__ import annotations
