@@ -154,16 +154,14 @@ def test_init_writes_a_starter_that_validates_and_renders(tmp_path):
 
 
 def test_init_in_this_repository_points_at_the_schema_by_relative_path(tmp_path):
-    target = ROOT / "configs" / "init_probe_pipeline.yaml"
-    try:
-        assert dagfactory("init", "init_probe_pipeline").returncode == 0
-        first = target.read_text().splitlines()[0]
-        assert (
-            first
-            == "# yaml-language-server: $schema=../dagfactory/schema/spec.schema.json"
-        )
-    finally:
-        target.unlink(missing_ok=True)
+    config = tmp_path / "pipelines" / "probe.yaml"
+    assert dagfactory("init", "probe", "-o", str(config)).returncode == 0
+    first = config.read_text().splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    assert first.startswith(prefix + "../")
+    reference = first.removeprefix(prefix)
+    schema = ROOT / "dagfactory" / "schema" / "spec.schema.json"
+    assert (config.parent / reference).resolve() == schema
 
 
 def test_init_refuses_a_name_that_is_not_a_dag_id(tmp_path):
