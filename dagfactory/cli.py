@@ -336,8 +336,9 @@ def _render_command(args: argparse.Namespace) -> int:
     removed = ""
     for path in stale:
         if args.prune:
+            reason = _stale_reason(path)  # read from the file's header, before it goes
             path.unlink()
-            print(f"removed {path} ({_stale_reason(path)})")
+            print(f"removed {path} ({reason})")
         else:
             print(
                 f"{path}: warning: {_stale_reason(path)}; `dagfactory render --prune` removes it",

@@ -228,6 +228,10 @@ def test_stale_outputs_are_reported_diffed_and_pruned_but_foreign_files_never(
     pruned = dagfactory("render", "--prune", str(keep.parent), "--out", str(out))
     assert pruned.returncode == 0, pruned.stderr
     assert "1 unchanged, 0 errors, 1 stale removed in" in pruned.stdout
+    assert (
+        f"removed {old} (stale: generated from {gone}, which no longer produces it)"
+        in pruned.stdout
+    )
     assert not old.exists()
     assert handmade.read_text() == "# my own DAG\n"
     assert (out / "demo.py").exists()
