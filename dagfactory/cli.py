@@ -22,6 +22,7 @@ from dagfactory.check import check_folder, print_check
 from dagfactory.graph import PngUnavailable, to_mermaid, to_svg, write_png
 from dagfactory.model import Pipeline
 from dagfactory.pipeline import compile_configs, discover, render_outputs
+from dagfactory.render import TemplateError
 from dagfactory.report import FORMATS, Progress, report_errors
 from dagfactory.runner import AirflowUnavailable, RunResult, XComEntry, run_dag
 from dagfactory.starter import SCHEMA, starter_config
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, FileNotFoundError, AirflowUnavailable, PngUnavailable) as exc:
         print(f"dagfactory: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TemplateError as exc:
+        print(f"dagfactory: error: {exc}; nothing written", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
 
@@ -93,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     def add_output(sub: argparse.ArgumentParser, help_text: str) -> None:
         sub.add_argument("--output", "-o", type=Path, metavar="FILE", help=help_text)
 
+    def add_templates(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--templates",
+            type=Path,
+            metavar="DIR",
+            help="a folder whose dag.py.j2 replaces the built-in template "
+            "(it may extend builtin/dag.py.j2)",
+        )
+
     render = command(
         "render",
         "render configs into DAG files",
@@ -127,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove stale generated files (whose config is gone) from the output folder",
     )
+    add_templates(render)
     render.set_defaults(handler=_render_command)
 
     validate = command(
@@ -169,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="Airflow home to keep the metadata DB and logs in (default: a temporary one)",
     )
+    add_templates(run)
     run.set_defaults(handler=_run_command)
 
     check = command(
@@ -326,7 +341,7 @@ def _render_command(args: argparse.Namespace) -> int:
     pipelines = _compile(args.paths, args.format)
     if pipelines is None:
         return EXIT_PROBLEMS
-    outputs = render_outputs(pipelines, args.out)
+    outputs = render_outputs(pipelines, args.out, args.templates)
     stale = stale_files(args.out, outputs)
     if args.check or args.diff:
         return _preview(outputs, stale, diff=args.diff)
@@ -372,7 +387,7 @@ def _run_command(args: argparse.Namespace) -> int:
         if not pipelines:
             raise UsageError(f"no config in {args.configs} has dag_id {args.target!r}")
     (pipeline,) = pipelines
-    code, _ = _write(render_outputs([pipeline], args.out))
+    code, _ = _write(render_outputs([pipeline], args.out, args.templates))
     if code != EXIT_OK:
         return code
     print(

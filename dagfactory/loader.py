@@ -7,7 +7,10 @@ nesting depth and file size are bounded so that no input can exhaust the machine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +27,27 @@ _TAG = "tag:yaml.org,2002:"
 _TEXT_TAGS = {_TAG + "str", _TAG + "timestamp"}
 _TYPED_TAGS = {_TAG + "null", _TAG + "bool", _TAG + "int", _TAG + "float"}
 _MERGE_TAG = _TAG + "merge"
+ENV_TAG = "!env"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class UserText(str):
+    """Text that came from a config: it may reach generated code only as a literal.
+
+    The renderer refuses to print a ``UserText`` that did not go through its
+    literal filter, in the built-in templates and in a team's own alike.
+    """
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
 class Mark:
-    """A 1-based line and column in the config file."""
+    """A 1-based line and column; ``file`` is set when it is not the config itself."""
 
     line: int
     column: int
+    file: str | None = None
 
 
 @dataclass
@@ -54,7 +70,56 @@ class Document:
 
     def error(self, path: SpecPath, message: str, *, key: bool = False) -> SpecError:
         mark = self.locate(path, key=key)
-        return SpecError(self.name, mark.line, mark.column, path, message)
+        return SpecError(mark.file or self.name, mark.line, mark.column, path, message)
+
+    def where(self, path: SpecPath) -> str:
+        """``line N``, or ``FILE line N`` when ``path`` was set in another file."""
+        mark = self.locate(path)
+        return f"{mark.file} line {mark.line}" if mark.file else f"line {mark.line}"
+
+
+def merge_defaults(defaults: Document, doc: Document) -> Document:
+    """``doc`` deep-merged over ``defaults``: mappings merge, other values from ``doc`` win.
+
+    Values that come from ``defaults`` keep their marks, pointing into that file.
+    """
+    data = _deep_merge(defaults.data, doc.data)
+    inherited = set(_paths(data)) - set(doc.marks)
+
+    def carried(marks: dict[SpecPath, Mark]) -> dict[SpecPath, Mark]:
+        return {
+            path: replace(mark, file=mark.file or defaults.name)
+            for path, mark in marks.items()
+            if path in inherited
+        }
+
+    plain_text = {p: t for p, t in defaults.plain_text.items() if p in inherited}
+    return Document(
+        doc.name,
+        data,
+        carried(defaults.marks) | doc.marks,
+        carried(defaults.key_marks) | doc.key_marks,
+        plain_text | doc.plain_text,
+    )
+
+
+def _deep_merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _deep_merge(base[key], value) if key in base else value
+        return merged
+    return override
+
+
+def _paths(value: Any, path: SpecPath = ()) -> Iterator[SpecPath]:
+    yield path
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, (*path, index))
 
 
 def load_file(path: Path, name: str | None = None) -> Document:
@@ -211,13 +276,16 @@ class _Builder:
             )
 
     def _scalar(self, node: ScalarNode, path: SpecPath) -> Any:
-        if node.style is None:
+        implicit = self.loader.resolve(ScalarNode, node.value, (True, False))
+        if node.style is None and node.tag == implicit:
             self.plain_text[path] = node.value
         return self._scalar_value(node, path)
 
     def _scalar_value(self, node: ScalarNode, path: SpecPath) -> Any:
         if node.tag in _TEXT_TAGS:
-            return node.value
+            return UserText(node.value)
+        if node.tag == ENV_TAG:
+            return self._substitute(node, path)
         if node.tag not in _TYPED_TAGS:
             self._abort(
                 node,
@@ -225,6 +293,22 @@ class _Builder:
                 f"the tag {node.tag!r} is not allowed; only plain YAML values are",
             )
         return self.loader.construct_object(node)
+
+    def _substitute(self, node: ScalarNode, path: SpecPath) -> str:
+        """Expand ``${NAME}`` and ``${NAME:-fallback}`` in a ``!env`` value, now."""
+
+        def expand(match: re.Match[str]) -> str:
+            name, fallback = match.groups()
+            value = os.environ.get(name)
+            if value or (value is not None and fallback is None):
+                return value
+            if fallback is not None:
+                return fallback
+            message = f"the environment variable {name} is not set; set it, or give a fallback: ${{{name}:-default}}"
+            self.errors.append(self.error(node, path, message))
+            return ""
+
+        return UserText(_ENV_REFERENCE.sub(expand, node.value))
 
     def _mapping(self, node: MappingNode, path: SpecPath, depth: int) -> dict[str, Any]:
         self._expect_tag(node, path, _TAG + "map")

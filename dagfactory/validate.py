@@ -12,17 +12,24 @@ import json
 import keyword
 import math
 from collections.abc import Iterator
-from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from dagfactory.errors import SpecError, SpecPath, format_spec_path
 from dagfactory.loader import Document
-
-DEFAULT_XCOM_KEY = "return_value"
+from dagfactory.model import (
+    DEFAULT_BRANCH_TASK_ID,
+    DEFAULT_MAPPED_TASK_ID,
+    DEFAULT_XCOM_KEY,
+    OPERATOR_SETTINGS,
+    doc_md_path,
+    parse_date,
+    trainer_specs,
+)
 
 
 @cache
@@ -83,6 +90,8 @@ def _yaml12_value(text: str) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
     if type(a) is not type(b):
         return False
     if isinstance(a, float) and math.isnan(a) and math.isnan(b):
@@ -180,16 +189,22 @@ def _schema_errors(
         missing = [key for key in value if key not in instance]
         yield doc.error(path, f"missing required key {', '.join(map(repr, missing))}")
         return
-    if kind == "oneOf" and all(set(branch) == {"required"} for branch in value):
-        names = [branch["required"][0] for branch in value]
+    if kind in {"oneOf", "not"} and _only_required(value):
+        branches = value if kind == "oneOf" else [value]
+        names = [name for branch in branches for name in branch["required"]]
         given = [name for name in names if name in instance]
         choices = " or ".join(map(repr, names))
-        if given:
+        if len(given) > 1:
             yield doc.error(
                 (*path, given[-1]), f"give only one of {choices}, not both", key=True
             )
         else:
-            yield doc.error(path, f"missing a command: give one of {choices}")
+            yield doc.error(path, f"needs one of {choices}")
+        return
+    viable = _viable_branch(error) if kind in {"anyOf", "oneOf"} else None
+    if viable is not None:
+        for sub_error in viable:
+            yield from _schema_errors(doc, sub_error, disagreements)
         return
     if kind == "dependentRequired":
         for key, needs in value.items():
@@ -223,6 +238,33 @@ def _schema_errors(
     yield doc.error(path, message)
 
 
+def _only_required(value: Any) -> bool:
+    branches = value if isinstance(value, list) else [value]
+    return all(isinstance(b, dict) and set(b) == {"required"} for b in branches)
+
+
+def _viable_branch(
+    error: jsonschema.ValidationError,
+) -> list[jsonschema.ValidationError] | None:
+    """The errors of the one alternative whose type fits, if exactly one does.
+
+    ``download`` may be a step or a list of steps: for a mapping, the errors inside
+    the step are what the user needs, not "expected a step or a list".
+    """
+    branches: dict[Any, list[jsonschema.ValidationError]] = {}
+    for sub_error in error.context or []:
+        branches.setdefault(sub_error.relative_schema_path[0], []).append(sub_error)
+    depth = len(error.absolute_path)
+    viable = [
+        errors
+        for errors in branches.values()
+        if not any(
+            e.validator == "type" and len(e.absolute_path) == depth for e in errors
+        )
+    ]
+    return viable[0] if len(viable) == 1 else None
+
+
 # -- what the schema cannot say -------------------------------------------------------
 
 
@@ -233,32 +275,12 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _semantic_errors(doc: Document) -> Iterator[SpecError]:
     """Checks across keys; each one skips values the schema already rejected."""
     data = doc.data
-    dag, download = _mapping(data.get("dag")), _mapping(data.get("download"))
-    trainers, chooser = _mapping(data.get("trainers")), _mapping(data.get("chooser"))
-    models = trainers.get("models") if isinstance(trainers.get("models"), list) else []
-
-    start_date = dag.get("start_date")
-    if isinstance(start_date, str):
-        try:
-            datetime.fromisoformat(start_date)
-        except ValueError as exc:
-            yield doc.error(
-                ("dag", "start_date"), f"{start_date!r} is not a real date ({exc})"
-            )
-
-    yield from _duplicate_ids(doc, download, trainers, models, chooser)
-
-    group_callable = trainers.get("python_callable")
-    for index, model in enumerate(models):
-        if (
-            isinstance(model, dict)
-            and "python_callable" not in model
-            and group_callable is None
-        ):
-            yield doc.error(
-                ("trainers", "models", index),
-                "no python_callable: set one here, or trainers.python_callable for every model",
-            )
+    dag, trainers, chooser = (
+        _mapping(data.get(key)) for key in ("dag", "trainers", "chooser")
+    )
+    yield from _date_errors(doc, dag)
+    yield from _duplicate_ids(doc)
+    yield from _trainer_errors(doc, trainers)
 
     pushed = trainers.get("xcom_key", DEFAULT_XCOM_KEY)
     pulled = chooser.get("xcom_key", pushed)
@@ -268,8 +290,42 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
             f"must equal trainers.xcom_key ({pushed!r}), the key the trainers push their metric under",
         )
 
+    doc_file = doc_md_path(doc)
+    if doc_file is not None and not doc_file.is_file():
+        yield doc.error(
+            ("dag", "doc_md_file"),
+            f"no such file: {doc_file.as_posix()} (paths are relative to the config's folder)",
+        )
+
+    for name, param in _mapping(dag.get("params")).items():
+        if isinstance(param, dict) and "default" in param:
+            rules = {
+                key: param[key]
+                for key in (
+                    "type",
+                    "enum",
+                    "minimum",
+                    "maximum",
+                    "minLength",
+                    "maxLength",
+                )
+                if key in param
+            }
+            problem = jsonschema.Draft202012Validator(rules).iter_errors(
+                param["default"]
+            )
+            for failure in problem:
+                yield doc.error(
+                    ("dag", "params", name, "default"),
+                    f"the default does not fit its own rules: {failure.message}",
+                )
+
     for path, value in _walk(data, ()):
-        if path[-1:] == ("python_callable",) and isinstance(value, str):
+        if path[-1:] in {
+            ("python_callable",),
+            ("on_failure_callback",),
+            ("on_success_callback",),
+        } and isinstance(value, str):
             for name in value.replace(":", ".").split("."):
                 if keyword.iskeyword(name):
                     yield doc.error(
@@ -282,35 +338,150 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
             )
 
 
-def _duplicate_ids(
-    doc: Document,
-    download: dict[str, Any],
-    trainers: dict[str, Any],
-    models: list[Any],
-    chooser: dict[str, Any],
-) -> Iterator[SpecError]:
-    """Task ids (and the group id) share one namespace in a DAG."""
+def _date_errors(doc: Document, dag: dict[str, Any]) -> Iterator[SpecError]:
+    zone = dag.get("timezone")
+    if isinstance(zone, str):
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield doc.error(
+                ("dag", "timezone"),
+                f"unknown time zone {zone!r}; use an IANA name such as Europe/Amsterdam or UTC",
+            )
+            zone = None
+    dates = {}
+    for key in ("start_date", "end_date"):
+        value = dag.get(key)
+        if isinstance(value, str):
+            try:
+                dates[key] = parse_date(value, zone if isinstance(zone, str) else None)
+            except (ValueError, ZoneInfoNotFoundError) as exc:
+                yield doc.error(("dag", key), f"{value!r} is not a real date ({exc})")
+    if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
+        yield doc.error(("dag", "end_date"), "must be after dag.start_date")
+
+
+def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecError]:
+    """Every trainer needs a command; bash and mapped trainers have extra rules."""
+    matrix = trainers.get("matrix")
+    if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
+        size = math.prod(len(values) for values in matrix.values())
+        if size > MAX_TRAINERS:
+            yield doc.error(
+                ("trainers", "matrix"),
+                f"makes {size:,} trainers; at most {MAX_TRAINERS:,} are supported",
+            )
+            return
+    models = _trainer_models(trainers)
+    group_command = "python_callable" in trainers or "bash_command" in trainers
+    uses_bash = "bash_command" in trainers
+    for index, model in enumerate(models):
+        if not isinstance(model, dict):
+            continue
+        uses_bash = uses_bash or "bash_command" in model
+        if (
+            not group_command
+            and "python_callable" not in model
+            and "bash_command" not in model
+        ):
+            where = (
+                ("trainers", "models", index) if "models" in trainers else ("trainers",)
+            )
+            yield doc.error(
+                where,
+                "no command: set python_callable (or bash_command) here, or on trainers for every model",
+            )
+    xcom_key = trainers.get("xcom_key", DEFAULT_XCOM_KEY)
+    if uses_bash and xcom_key != DEFAULT_XCOM_KEY:
+        yield doc.error(
+            ("trainers", "xcom_key"),
+            f"bash trainers push their last line of output as {DEFAULT_XCOM_KEY!r}; remove xcom_key or use python_callable",
+        )
+    if trainers.get("mapped") is True:
+        if uses_bash:
+            yield doc.error(
+                ("trainers", "mapped"),
+                "mapped trainers run python_callable only; remove bash_command",
+            )
+        for index, model in enumerate(trainers.get("models") or []):
+            settings = (
+                sorted(
+                    set(model) & set(OPERATOR_SETTINGS)
+                    | ({"python_callable"} & set(model))
+                )
+                if isinstance(model, dict)
+                else []
+            )
+            if settings:
+                yield doc.error(
+                    ("trainers", "models", index, settings[0]),
+                    f"mapped trainers share one task: set {settings[0]} on trainers, not per model",
+                    key=True,
+                )
+
+
+MAX_TRAINERS = 10_000
+
+
+def _trainer_models(trainers: dict[str, Any]) -> list[Any]:
+    try:
+        return trainer_specs(trainers)
+    except (KeyError, TypeError, AttributeError):
+        return []
+
+
+def _id_claims(doc: Document) -> Iterator[tuple[SpecPath, Any]]:
+    """Every id that names a task (or the group) in the DAG, with where it is set."""
+    data = doc.data
+    download = data.get("download")
+    if isinstance(download, list):
+        for index, step in enumerate(download):
+            yield ("download", index, "task_id"), _mapping(step).get("task_id")
+    else:
+        yield ("download", "task_id"), _mapping(download).get("task_id")
+    trainers = _mapping(data.get("trainers"))
     group_id = trainers.get("group_id")
-    claims: list[tuple[SpecPath, Any]] = [
-        (("download", "task_id"), download.get("task_id")),
-        (("trainers", "group_id"), group_id),
-    ]
-    claims += [
-        (("trainers", "models", index, "task_id"), f"{group_id}.{model.get('task_id')}")
-        for index, model in enumerate(models)
-        if isinstance(model, dict) and isinstance(model.get("task_id"), str)
-    ]
-    claims.append((("chooser", "task_id"), chooser.get("task_id")))
+    yield ("trainers", "group_id"), group_id
+    if trainers.get("mapped") is True:
+        yield (
+            ("trainers", "mapped"),
+            f"{group_id}.{trainers.get('mapped_task_id', DEFAULT_MAPPED_TASK_ID)}",
+        )
+    else:
+        for index, model in enumerate(_trainer_models(trainers)):
+            if isinstance(model, dict) and isinstance(model.get("task_id"), str):
+                where = (
+                    ("trainers", "models", index, "task_id")
+                    if "models" in trainers
+                    else ("trainers",)
+                )
+                yield where, f"{group_id}.{model['task_id']}"
+    chooser = _mapping(data.get("chooser"))
+    yield ("chooser", "task_id"), chooser.get("task_id")
+    if "threshold" in chooser:
+        yield (
+            ("chooser", "branch_task_id"),
+            chooser.get("branch_task_id", DEFAULT_BRANCH_TASK_ID),
+        )
+    for branch in ("on_pass", "on_fail"):
+        yield (
+            ("chooser", branch, "task_id"),
+            _mapping(chooser.get(branch)).get("task_id"),
+        )
+    yield ("publish", "task_id"), _mapping(data.get("publish")).get("task_id")
+
+
+def _duplicate_ids(doc: Document) -> Iterator[SpecError]:
+    """Task ids (and the group id) share one namespace in a DAG."""
     owners: dict[str, SpecPath] = {}
-    for path, task_id in claims:
+    for path, task_id in _id_claims(doc):
         if not isinstance(task_id, str):
             continue
         if task_id in owners:
             first = owners[task_id]
-            line = doc.locate(first).line
             yield doc.error(
                 path,
-                f"the id {task_id!r} is already used by {format_spec_path(first)} (line {line}); ids must be unique",
+                f"the id {task_id!r} is already used by {format_spec_path(first)} ({doc.where(first)}); ids must be unique",
             )
         else:
             owners[task_id] = path

@@ -2,17 +2,21 @@
 # change the config and run `dagfactory render` to regenerate this file.
 import importlib
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
+import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, TaskGroup
 
 
-def _call(ref, kwargs):
-    """Import ``module:function`` only when the task runs, so parsing stays cheap."""
+def _load(ref):
+    """Import ``module:function`` only when a task runs, so parsing stays cheap."""
     module_name, _, function_name = ref.partition(":")
-    function = getattr(importlib.import_module(module_name), function_name)
-    return function(**kwargs)
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _call(ref, kwargs):
+    return _load(ref)(**kwargs)
 
 
 def _train(ref, kwargs, xcom_key, ti):
@@ -20,23 +24,43 @@ def _train(ref, kwargs, xcom_key, ti):
     ti.xcom_push(key=xcom_key, value=_call(ref, kwargs))
 
 
-def _choose(task_ids, xcom_key, mode, push_key, ti):
+def _score(value, metric):
+    """The finite number to rank a trainer's XCom by, or None."""
+    if metric is not None:
+        value = value.get(metric) if isinstance(value, dict) else None
+    if isinstance(value, str):  # bash trainers push their last line of output
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
     """Push the best trainer by ``mode``; fail naming every trainer without a number."""
-    metrics = ti.xcom_pull(task_ids=task_ids, key=xcom_key)
+    pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
+    labels = (
+        [f"{task_ids}[{index}]" for index in range(len(pulled))]
+        if isinstance(task_ids, str)
+        else task_ids
+    )
+    scores = [_score(value, metric) for value in pulled]
     problems = [
-        f"{task_id} pushed {'nothing' if value is None else repr(value)}"
-        for task_id, value in zip(task_ids, metrics, strict=True)
-        if isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        f"{label} pushed {'nothing' if value is None else repr(value)}"
+        for label, value, score in zip(labels, pulled, scores, strict=True)
+        if score is None
     ]
     if problems:
-        raise ValueError(
-            f"no finite number under the XCom key {xcom_key!r}: " + "; ".join(problems)
-        )
+        what = f"finite {metric!r}" if metric else "finite number"
+        detail = "; ".join(problems)
+        raise ValueError(f"no {what} under the XCom key {xcom_key!r}: {detail}")
     best = max if mode == "max" else min
-    task_id, value = best(zip(task_ids, metrics, strict=True), key=lambda pair: pair[1])
-    winner = {"task_id": task_id, "value": value}
+    index = best(range(len(scores)), key=scores.__getitem__)
+    winner = {"task_id": labels[index], "value": scores[index]}
+    if metric is not None:
+        winner["metrics"] = pulled[index]
     ti.xcom_push(key=push_key, value=winner)
     return winner
 
@@ -45,7 +69,7 @@ with DAG(
     dag_id="min_loss_dag",
     description="Pick the model with the lowest validation loss",
     schedule=None,
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     tags=[
         "ml",
@@ -111,6 +135,7 @@ with DAG(
                 "candidates.train_depth_8",
             ],
             "xcom_key": "val_loss",
+            "metric": None,
             "mode": "min",
             "push_key": "best_model",
         },

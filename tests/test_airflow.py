@@ -28,7 +28,8 @@ def dagbag():
 def test_every_generated_file_loads_without_import_errors(dagbag):
     assert dagbag.import_errors == {}
     generated = {path.stem for path in GENERATED.glob("*.py")}
-    assert set(dagbag.dag_ids) == generated == {"xcom_dag", "min_loss_dag"}
+    assert set(dagbag.dag_ids) == generated
+    assert {"xcom_dag", "min_loss_dag", "hyperparameter_sweep"} <= generated
 
 
 def test_xcom_dag_has_the_classic_shape(dagbag):
@@ -108,3 +109,101 @@ def test_chooser_fails_naming_every_trainer_without_a_number(tmp_path, airflow_h
     assert math.isclose(
         xcom_values(result, "val_loss")["candidates.train_depth_4"], 0.17
     )
+
+
+def test_sweep_shape_in_airflow(dagbag):
+    dag = dagbag.dags["hyperparameter_sweep"]
+    trainers = {
+        f"grid.learning_rate_{lr}_depth_{d}" for lr in ("0.01", "0.05") for d in (4, 8)
+    }
+    assert set(dag.task_ids) == {
+        "fetch_features",
+        "fetch_labels",
+        *trainers,
+        "pick_best",
+        "accurate_enough",
+        "deploy",
+        "alert",
+        "announce",
+    }
+    for download in ("fetch_features", "fetch_labels"):
+        assert dag.get_task(download).downstream_task_ids == trainers
+    trainer = dag.get_task("grid.learning_rate_0.01_depth_4")
+    assert (trainer.pool, trainer.retries, trainer.priority_weight) == (
+        "default_pool",
+        1,
+        2,
+    )
+    assert trainer.retry_delay.total_seconds() == 30
+    assert trainer.execution_timeout.total_seconds() == 3600
+    assert trainer.owner == "ml-platform"  # from configs/sweeps/defaults.yaml
+    assert dag.get_task("accurate_enough").downstream_task_ids == {"deploy", "alert"}
+    assert str(dag.timezone.name) == "Europe/Amsterdam"
+    assert (dag.max_active_runs, dag.max_active_tasks) == (1, 8)
+    assert dag.params["sample_rows"] == 1000
+    assert dag.doc_md.startswith("# Hyperparameter sweep")
+    assert dag.tags == {"ml", "sweep"}
+
+
+def test_sweep_runs_branches_and_publishes(airflow_home):
+    result = run_dag("hyperparameter_sweep", GENERATED, airflow_home)
+    assert result.succeeded, result.log[-3000:]
+    metrics = xcom_values(result, "metrics")
+    assert len(metrics) == 4 and all(
+        set(m) == {"accuracy", "loss"} for m in metrics.values()
+    )
+    best = max(metrics, key=lambda task_id: metrics[task_id]["accuracy"])
+    winner = {
+        "task_id": best,
+        "value": metrics[best]["accuracy"],
+        "metrics": metrics[best],
+    }
+    assert xcom_values(result, "best_model") == {"pick_best": winner}
+    returned = xcom_values(result, "return_value")
+    assert (
+        returned["announce"]
+        == f"[#ml-results] best model {best} scored {metrics[best]['accuracy']}"
+    )
+    assert (
+        returned["deploy"] == "deploying the best model"
+    )  # 0.7 reaches the 0.6 threshold
+    assert "alert" not in returned
+    assert returned["fetch_labels"].startswith(
+        "s3://ml-data/labels/"
+    )  # {{ ds }} rendered by Airflow
+
+
+def test_mapped_trainers_and_the_failing_branch(airflow_home):
+    result = run_dag("mapped_seeds", GENERATED, airflow_home)
+    assert result.succeeded, result.log[-3000:]
+    scores = {
+        x.map_index: x.value for x in result.xcoms if x.task_id == "seeds.train_seed"
+    }
+    assert scores == {
+        index: round((seed * 37 % 100) / 100, 2)
+        for index, seed in enumerate(range(1, 9))
+    }
+    assert xcom_values(result, "best_model") == {
+        "pick_seed": {"task_id": "seeds.train_seed[7]", "value": 0.96}
+    }
+    returned = xcom_values(result, "return_value")
+    assert (
+        returned["too_weak"] == "no seed reached 0.99"
+    )  # 0.96 misses the 0.99 threshold
+    assert "promote" not in returned
+
+
+def test_bash_trainers_report_their_last_line(airflow_home):
+    result = run_dag("bash_trainers", GENERATED, airflow_home)
+    assert result.succeeded, result.log[-3000:]
+    returned = xcom_values(result, "return_value")
+    assert {
+        task: returned[f"shell_models.{task}"] for task in ("shallow", "medium", "deep")
+    } == {
+        "shallow": "0.14",
+        "medium": "0.35",
+        "deep": "0.63",
+    }
+    assert xcom_values(result, "best_model") == {
+        "pick_depth": {"task_id": "shell_models.deep", "value": 0.63}
+    }

@@ -60,20 +60,53 @@ def test_graph_prints_mermaid_with_every_task_and_edge():
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         "flowchart LR\n"
-        '    download["downloading_data<br/>bash: sleep 3"]\n'
+        '    download_0["downloading_data<br/>bash: sleep 3"]\n'
         '    subgraph trainers["processing_tasks (push model_accuracy)"]\n'
         '        trainer_0["training_model_a<br/>ml_demo.models:train_model()"]\n'
         '        trainer_1["training_model_b<br/>ml_demo.models:train_model()"]\n'
         '        trainer_2["training_model_c<br/>ml_demo.models:train_model()"]\n'
         "    end\n"
         '    chooser["task_4<br/>max model_accuracy → best_model"]\n'
-        "    download --> trainer_0\n"
-        "    download --> trainer_1\n"
-        "    download --> trainer_2\n"
+        "    download_0 --> trainer_0\n"
+        "    download_0 --> trainer_1\n"
+        "    download_0 --> trainer_2\n"
         "    trainer_0 --> chooser\n"
         "    trainer_1 --> chooser\n"
         "    trainer_2 --> chooser\n"
     )
+
+
+def test_graph_draws_every_stage_several_downloads_branch_and_publish():
+    result = dagfactory("graph", "configs/sweeps/hyperparameter_sweep.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    edges = {line.strip() for line in lines if "-->" in line}
+    downloads, trainers = (
+        ["download_0", "download_1"],
+        [f"trainer_{i}" for i in range(4)],
+    )
+    assert edges == {
+        *(f"{d} --> {t}" for d in downloads for t in trainers),
+        *(f"{t} --> chooser" for t in trainers),
+        "chooser --> branch",
+        "branch --> on_pass",
+        "branch --> on_fail",
+        "chooser --> publish",
+    }
+    assert (
+        "    chooser[\"pick_best<br/>max metrics['accuracy'] → best_model\"]" in lines
+    )
+    assert '    branch["accurate_enough<br/>branch: best #gt;= 0.6"]' in lines
+
+
+def test_graph_draws_a_mapped_trainer_as_one_box():
+    result = dagfactory("graph", "configs/sweeps/mapped_seeds.yaml")
+    assert result.returncode == 0, result.stderr
+    assert (
+        '        trainer_0["train_seed<br/>mapped ×8: ml_demo.models:seeded_score()"]'
+        in result.stdout.splitlines()
+    )
+    assert "trainer_1" not in result.stdout
 
 
 def test_graph_labels_cannot_break_out_of_mermaid(write_config):
@@ -81,7 +114,7 @@ def test_graph_labels_cannot_break_out_of_mermaid(write_config):
     result = dagfactory("graph", str(config))
     assert result.returncode == 0, result.stderr
     assert (
-        'download["fetch<br/>bash: echo #quot;a#lt;b#gt;#quot; #35; done"]'
+        'download_0["fetch<br/>bash: echo #quot;a#lt;b#gt;#quot; #35; done"]'
         in result.stdout
     )
 

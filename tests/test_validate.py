@@ -94,7 +94,7 @@ def test_schema_is_valid_draft_2020_12():
         (
             "  start_date: 2024-01-01\n",
             "  start_date: 2024-01-01\n  schedule: every day\n",
-            "c.yaml:4:13: error: dag.schedule: expected a cron expression, a preset such as @daily, or null for manual runs only, got the text 'every day'",
+            "c.yaml:4:13: error: dag.schedule: expected a cron expression, a preset such as @daily, a duration such as 1h, a list of Asset URIs (data-aware scheduling), or null for manual runs only, got the text 'every day'",
         ),
         (
             "  start_date: 2024-01-01\n",
@@ -135,7 +135,7 @@ def test_schema_is_valid_draft_2020_12():
         (
             "  bash_command: echo hello\n",
             "",
-            "c.yaml:5:3: error: download: missing a command: give one of 'bash_command' or 'python_callable'",
+            "c.yaml:5:3: error: download: needs one of 'bash_command' or 'python_callable'",
         ),
         (
             "  bash_command: echo hello\n",
@@ -171,7 +171,7 @@ def test_schema_is_valid_draft_2020_12():
         (
             "  python_callable: pkg.models:train\n",
             "",
-            "c.yaml:11:7: error: trainers.models[0]: no python_callable: set one here, or trainers.python_callable",
+            "c.yaml:11:7: error: trainers.models[0]: no command: set python_callable (or bash_command) here, or on trainers for every model",
         ),
         (
             "op_kwargs: {depth: 3}",
