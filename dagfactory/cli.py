@@ -426,19 +426,27 @@ def _print_run(pipeline: Pipeline, result: RunResult) -> int:
 
 
 def _print_table(xcoms: list[XComEntry]) -> None:
-    """The XComs as Airflow's *Admin > XComs* list shows them: values as JSON, times in UTC."""
-    header = ("Key", "Value", "Task ID", "Dag ID", "Logical Date", "Timestamp")
-    rows = [header] + [
-        (
+    """The XComs as Airflow's *Admin > XComs* list shows them: values as JSON, times in UTC.
+
+    A Map Index column appears when a mapped task pushed something, as in Airflow.
+    """
+    mapped = any(x.map_index >= 0 for x in xcoms)
+    header = ["Key", "Value", "Task ID", "Dag ID", "Logical Date", "Timestamp"]
+    if mapped:
+        header.insert(3, "Map Index")
+    rows = [header]
+    for x in xcoms:
+        row = [
             x.key,
             json.dumps(x.value),
             x.task_id,
             x.dag_id,
             _utc(x.logical_date),
             _utc(x.timestamp),
-        )
-        for x in xcoms
-    ]
+        ]
+        if mapped:
+            row.insert(3, str(x.map_index) if x.map_index >= 0 else "")
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print(

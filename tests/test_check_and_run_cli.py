@@ -124,3 +124,31 @@ def test_run_prints_the_xcom_list_and_the_winner():
     winner = {"task_id": best, "value": accuracies[best]}
     assert rows[("best_model", "task_4")] == winner
     assert lines[-1] == f"winner (max model_accuracy): {json.dumps(winner)}"
+
+
+def test_run_shows_the_map_index_of_a_mapped_trainer():
+    result = dagfactory("run", "mapped_seeds", "--configs", "configs/sweeps")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = lines[lines.index("") + 1 : lines.index("", lines.index("") + 1)]
+    assert table[0].split() == [
+        "Key",
+        "Value",
+        "Task",
+        "ID",
+        "Map",
+        "Index",
+        "Dag",
+        "ID",
+        "Logical",
+        "Date",
+        "Timestamp",
+    ]
+    mapped = sorted(
+        int(line.split()[3])
+        for line in table[1:]
+        if line.split()[2] == "seeds.train_seed"
+    )
+    assert mapped == list(range(8))  # one value per seed, each with its map index
+    chooser_rows = [line.split() for line in table[1:] if " pick_seed " in line]
+    assert chooser_rows and all(row[-3] == "mapped_seeds" for row in chooser_rows)
