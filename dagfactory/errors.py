@@ -8,11 +8,17 @@ SpecPath = tuple[str | int, ...]
 
 
 def format_spec_path(path: SpecPath) -> str:
-    """Render ``("trainers", "models", 1, "task_id")`` as ``trainers.models[1].task_id``."""
+    """Render ``("trainers", "models", 1, "task_id")`` as ``trainers.models[1].task_id``.
+
+    A key that is empty or holds spaces, line breaks or other unprintable characters is
+    quoted (``op_kwargs['a\\n']``), so every error stays on one readable line.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not part or not part.isprintable() or " " in part:
+            text += f"[{part!r}]"
         else:
             text += f".{part}" if text else part
     return text or "(top level)"

@@ -239,6 +239,20 @@ class _Builder:
             return None
 
     def _build(self, node: Node, path: SpecPath, depth: int) -> Any:
+        self._count(node, path, depth)
+        self.marks[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            self._expect_tag(node, path, _TAG + "seq")
+            return [
+                self._build(item, (*path, index), depth + 1)
+                for index, item in enumerate(node.value)
+            ]
+        return self._scalar(node, path)
+
+    def _count(self, node: Node, path: SpecPath, depth: int) -> None:
+        """Bound the work: every value and every merged mapping counts, at any depth."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             self._abort(
@@ -252,16 +266,6 @@ class _Builder:
                 path,
                 f"nesting is too deep (more than {MAX_DEPTH} levels are not supported)",
             )
-        self.marks[path] = Mark(node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
-            self._expect_tag(node, path, _TAG + "seq")
-            return [
-                self._build(item, (*path, index), depth + 1)
-                for index, item in enumerate(node.value)
-            ]
-        return self._scalar(node, path)
 
     def _abort(self, node: Node, path: SpecPath, message: str) -> None:
         self.errors.append(self.error(node, path, message))
@@ -292,7 +296,18 @@ class _Builder:
                 path,
                 f"the tag {node.tag!r} is not allowed; only plain YAML values are",
             )
-        return self.loader.construct_object(node)
+        try:
+            return self.loader.construct_object(node)
+        except (ValueError, KeyError, TypeError):
+            # An explicit tag on a value that does not fit it (`!!int abc`, `!!bool maybe`),
+            # or an integer too long for Python to read.
+            kind = node.tag.removeprefix(_TAG)
+            shown = repr(node.value)
+            if len(node.value) > 40:
+                shown = f"{node.value[:40] + '...'!r} ({len(node.value):,} characters)"
+            message = f"{shown} is not a valid {kind}"
+            self.errors.append(self.error(node, path, message))
+            return None
 
     def _substitute(self, node: ScalarNode, path: SpecPath) -> str:
         """Expand ``${NAME}`` and ``${NAME:-fallback}`` in a ``!env`` value, now."""
@@ -310,14 +325,25 @@ class _Builder:
 
         return UserText(_ENV_REFERENCE.sub(expand, node.value))
 
-    def _mapping(self, node: MappingNode, path: SpecPath, depth: int) -> dict[str, Any]:
+    def _mapping(
+        self,
+        node: MappingNode,
+        path: SpecPath,
+        depth: int,
+        shadowed: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """Build a mapping; keys in ``shadowed`` are checked but their values not built.
+
+        Merged (``<<``) values are built only where no key of this mapping overrides them,
+        so every recorded mark and plain text belongs to a value that is in the data.
+        """
         self._expect_tag(node, path, _TAG + "map")
         result: dict[str, Any] = {}
-        merged: dict[str, Any] = {}
+        merges: list[Node] = []
         seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
-                merged = self._merge(value_node, path, depth) | merged
+                merges.append(value_node)
                 continue
             key = self._key(key_node, path)
             if key is None:
@@ -333,14 +359,23 @@ class _Builder:
                 )
                 continue
             seen[key] = key_node
+            if key in shadowed:
+                continue
             child = (*path, key)
             self.key_marks[child] = Mark(
                 key_node.start_mark.line + 1, key_node.start_mark.column + 1
             )
             result[key] = self._build(value_node, child, depth + 1)
+        merged: dict[str, Any] = {}
+        for value_node in merges:
+            merged |= self._merge(
+                value_node, path, depth, shadowed | result.keys() | merged.keys()
+            )
         return merged | result
 
-    def _merge(self, node: Node, path: SpecPath, depth: int) -> dict[str, Any]:
+    def _merge(
+        self, node: Node, path: SpecPath, depth: int, shadowed: frozenset[str]
+    ) -> dict[str, Any]:
         """Resolve a ``<<`` merge key: earlier mappings in a list win over later ones."""
         sources = node.value if isinstance(node, SequenceNode) else [node]
         merged: dict[str, Any] = {}
@@ -351,8 +386,8 @@ class _Builder:
                     path,
                     "a '<<' merge key takes a mapping or a list of mappings",
                 )
-            merged = self._mapping(source, path, depth + 1) | merged
-            self.nodes += 1
+            self._count(source, path, depth + 1)
+            merged |= self._mapping(source, path, depth + 1, shadowed | merged.keys())
         return merged
 
     def _key(self, node: Node, path: SpecPath) -> str | None:

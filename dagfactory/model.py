@@ -315,7 +315,8 @@ def build_pipeline(doc: Document) -> Pipeline:
 
 def doc_md_path(doc: Document) -> Path | None:
     """Where ``dag.doc_md_file`` points, relative to the config's folder."""
-    name = doc.data.get("dag", {}).get("doc_md_file")
+    dag = doc.data.get("dag")
+    name = dag.get("doc_md_file") if isinstance(dag, dict) else None
     return Path(doc.name).parent / name if isinstance(name, str) else None
 
 

@@ -11,6 +11,7 @@ import difflib
 import json
 import keyword
 import math
+import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -44,8 +45,72 @@ def spec_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(spec_schema())
+def _python_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema (ECMA-262) pattern as a Python regex with the same meaning.
+
+    ECMA's ``$`` matches only at the very end of the text; Python's also matches before
+    a final newline, which would let ``"demo\\n"`` pass as a DAG id. So ``$`` becomes ``\\Z``.
+    """
+    translated, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        translated.append(char)
+    return re.compile("".join(translated))
+
+
+def _pattern(
+    validator: jsonschema.protocols.Validator,
+    pattern: str,
+    instance: Any,
+    schema: dict[str, Any],
+) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _python_regex(pattern).search(
+        instance
+    ):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _json_identity(value: Any) -> Any:
+    """A hashable key that is equal for JSON-equal values (``1`` and ``1.0``, not ``true``)."""
+    if isinstance(value, bool):
+        return ("boolean", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("array", tuple(map(_json_identity, value)))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _json_identity(v)) for k, v in value.items()))
+    return ("value", value)
+
+
+def _unique_items(
+    validator: jsonschema.protocols.Validator,
+    unique: bool,
+    instance: Any,
+    schema: dict[str, Any],
+) -> Iterator[jsonschema.ValidationError]:
+    """``uniqueItems`` in linear time: jsonschema's own check is quadratic on mixed types."""
+    if unique and validator.is_type(instance, "array"):
+        if len(set(map(_json_identity, instance))) != len(instance):
+            yield jsonschema.ValidationError(f"{instance!r} has non-unique elements")
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    strict = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        {"pattern": _pattern, "uniqueItems": _unique_items},
+    )
+    return strict(spec_schema())
 
 
 def validate(doc: Document) -> list[SpecError]:
@@ -150,7 +215,8 @@ _TYPE_NAMES = {
 
 
 def _expected(schema: dict[str, Any]) -> str:
-    if "description" in schema:
+    # A mapping's description is a sentence about its section, not a name for a value.
+    if "description" in schema and schema.get("type") != "object":
         return schema["description"]
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
@@ -190,6 +256,8 @@ def _schema_errors(
         yield doc.error(path, f"missing required key {', '.join(map(repr, missing))}")
         return
     if kind in {"oneOf", "not"} and _only_required(value):
+        if not isinstance(instance, dict):
+            return  # its "type" error already says a mapping is expected
         branches = value if kind == "oneOf" else [value]
         names = [name for branch in branches for name in branch["required"]]
         given = [name for name in names if name in instance]
@@ -424,10 +492,12 @@ MAX_TRAINERS = 10_000
 
 
 def _trainer_models(trainers: dict[str, Any]) -> list[Any]:
+    """The trainers a section describes, or none while its shape is wrong."""
     try:
-        return trainer_specs(trainers)
-    except (KeyError, TypeError, AttributeError):
+        models = trainer_specs(trainers)
+    except (KeyError, TypeError, AttributeError, ValueError):
         return []
+    return models if isinstance(models, list) else []
 
 
 def _id_claims(doc: Document) -> Iterator[tuple[SpecPath, Any]]:

@@ -8,7 +8,6 @@ gone are found by the config their header names; no other file is ever removed.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import enum
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from dagfactory.render import GENERATED_MARKER
 
 _MARKER = GENERATED_MARKER.encode()
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)")
 _SOURCE = re.compile(
     re.escape(GENERATED_MARKER)
     + r""" from ("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')\."""
@@ -44,8 +44,12 @@ class Output:
     def status(self) -> Status:
         try:
             current = self.path.read_bytes()
-        except FileNotFoundError:
-            return Status.CREATE
+        except (FileNotFoundError, NotADirectoryError):
+            return Status.CREATE  # writing will say why the folder cannot hold it
+        except OSError:
+            return (
+                Status.FOREIGN
+            )  # a folder or an unreadable file: in the way, never replaced
         if current == self.content.encode():
             return Status.UNCHANGED
         if not current.startswith(_MARKER):
@@ -65,7 +69,23 @@ def recorded_source(path: Path) -> str | None:
     except OSError:
         return None
     match = _SOURCE.match(head.decode("utf-8", "replace"))
-    return ast.literal_eval(match.group(1)) if match else None
+    return _unquote(match.group(1)) if match else None
+
+
+def _unquote(literal: str) -> str:
+    """The text of a string literal as :func:`dagfactory.render.python_literal` writes it.
+
+    Decoded by hand, escape by escape: nothing read from a file is ever evaluated.
+    """
+    simple = {"n": "\n", "r": "\r", "t": "\t"}
+
+    def unescape(match: re.Match[str]) -> str:
+        escape = match.group(1)
+        if escape[0] in "xuU" and len(escape) > 1:
+            return chr(int(escape[1:], 16))
+        return simple.get(escape, escape)
+
+    return _ESCAPE.sub(unescape, literal[1:-1])
 
 
 def stale_files(out_dir: Path, outputs: list[Output]) -> list[Path]:
@@ -111,8 +131,10 @@ def _diff(path: Path, new: str, new_label: str) -> str:
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
+    # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -20,8 +20,15 @@ def _call(ref, kwargs):
 
 
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metric it returns under ``xcom_key``."""
-    ti.xcom_push(key=xcom_key, value=_call(ref, kwargs))
+    """Run one trainer and push the metric it returns under ``xcom_key``.
+
+    XCom values travel as JSON, which has no NaN or infinity: such a metric is pushed
+    as its text ("nan", "inf", "-inf") so that the chooser can name it.
+    """
+    metric = _call(ref, kwargs)
+    if isinstance(metric, float) and not math.isfinite(metric):
+        metric = repr(metric)
+    ti.xcom_push(key=xcom_key, value=metric)
 
 
 def _score(value, metric):

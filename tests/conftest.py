@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -32,6 +34,20 @@ trainers:
 chooser:
   task_id: choose
 """
+
+
+def dagfactory(
+    *args: str, cwd: Path = ROOT, **options: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the command as a user does: a subprocess with text output and its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "dagfactory", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        **options,
+    )
 
 
 @pytest.fixture

@@ -207,3 +207,38 @@ def test_bash_trainers_report_their_last_line(airflow_home):
     assert xcom_values(result, "best_model") == {
         "pick_depth": {"task_id": "shell_models.deep", "value": 0.63}
     }
+
+
+def test_chooser_names_every_trainer_with_a_nan_or_infinite_metric(
+    tmp_path, airflow_home
+):
+    """XCom's JSON has no NaN or infinity (Airflow's API client refuses them), so a trainer
+    pushes them as text, and the chooser names them instead of failing somewhere obscure."""
+    parsed = "python_callable: ml_demo.models:parse_metric\n      op_kwargs: {text: "
+    config = (
+        (ROOT / "configs" / "min_loss_dag.yaml")
+        .read_text()
+        .replace("dag_id: min_loss_dag", "dag_id: nonfinite_metrics")
+        .replace("retries: 1", "retries: 0")
+        .replace("op_kwargs: {value: 0.42}", parsed + "nan}")
+        .replace("op_kwargs: {value: 0.3}", parsed + "inf}")
+    )
+    config_path = tmp_path / "nonfinite.yaml"
+    config_path.write_text(config)
+    dags = tmp_path / "dags"
+    shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
+    (dags / "nonfinite_metrics.py").write_text(
+        render_pipeline(build_pipeline(load_file(config_path)))
+    )
+    result = run_dag("nonfinite_metrics", dags, airflow_home)
+    assert result.state == "failed"
+    assert xcom_values(result, "best_model") == {}
+    assert xcom_values(result, "val_loss") == {
+        "candidates.train_depth_2": "nan",
+        "candidates.train_depth_4": 0.17,
+        "candidates.train_depth_8": "inf",
+    }
+    assert (
+        "no finite number under the XCom key 'val_loss': candidates.train_depth_2 pushed 'nan';"
+        " candidates.train_depth_8 pushed 'inf'" in result.log
+    ), result.log[-3000:]

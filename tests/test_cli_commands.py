@@ -427,3 +427,26 @@ def test_commands_that_need_airflow_say_how_to_install_it(command):
     )
     assert result.returncode == 2
     assert "pip install 'dagfactory[airflow]'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "configs/x.yaml",
+        'odd "name".yaml',
+        "it's.yaml",
+        "tab\there.yaml",
+        "ü€😀.yaml",
+        "back\\slash.yaml",
+    ],
+)
+def test_the_config_named_in_a_header_reads_back_exactly(tmp_path, source):
+    """Stale detection reads the header's config path back without evaluating anything."""
+    from dagfactory.render import GENERATED_MARKER, python_literal
+    from dagfactory.writer import recorded_source
+
+    generated = tmp_path / "dag.py"
+    generated.write_text(
+        f"{GENERATED_MARKER} from {python_literal(source)}. Do not edit:\n"
+    )
+    assert recorded_source(generated) == source

@@ -94,6 +94,38 @@ def test_byte_order_mark_is_accepted():
             "? [a, b]\n: 1\n",
             "f.yaml:1:3: error: (top level): a key must be a plain name",
         ),
+        ("a: !!int abc\n", "f.yaml:1:4: error: a: 'abc' is not a valid int"),
+        ("a: !!float x\n", "f.yaml:1:4: error: a: 'x' is not a valid float"),
+        ("a: !!bool maybe\n", "f.yaml:1:4: error: a: 'maybe' is not a valid bool"),
+        (
+            "a:\n  - " + "7" * 5000 + "\n",
+            "f.yaml:2:5: error: a[0]: '7777777777777777777777777777777777777777...' (5,000 characters) is not a valid int",
+        ),
+        (
+            "a: &a {<<: *a}\n",
+            "f.yaml:1:4: error: a: nesting is too deep (more than 50 levels",
+        ),
+        (
+            "x: !!python/object:os.system {a: 1}\n",
+            "f.yaml:1:4: error: x: the tag 'tag:yaml.org,2002:python/object:os.system' is not allowed",
+        ),
+        (
+            "x: !!python/name:os.system\n",
+            "f.yaml:1:4: error: x: the tag 'tag:yaml.org,2002:python/name:os.system' is not allowed",
+        ),
+        (
+            "x:\n  - !!python/module:os\n",
+            "f.yaml:2:5: error: x[0]: the tag 'tag:yaml.org,2002:python/module:os' is not allowed",
+        ),
+        (
+            "!!python/object/apply:os.system [echo hi]: 1\n",
+            "f.yaml:1:1: error: (top level): a key must be a plain name",
+        ),
+        (
+            "x: !!binary aGk=\n",
+            "f.yaml:1:4: error: x: the tag 'tag:yaml.org,2002:binary'",
+        ),
+        ("x: !!set {a}\n", "f.yaml:1:4: error: x: the tag 'tag:yaml.org,2002:set'"),
     ],
 )
 def test_broken_yaml_is_reported_at_its_position(text, expected):
@@ -134,3 +166,23 @@ def test_alias_bomb_is_stopped_quickly():
 def test_deep_nesting(text):
     (message,) = errors_of(text + "\n")
     assert "nesting is too deep" in message or "invalid YAML" in message
+
+
+def test_a_merged_value_that_a_key_overrides_leaves_no_trace():
+    """Only values that end up in the data have marks and plain text to check."""
+    doc = load_text(
+        "base: &b {k: {z: on}, l: [yes], m: 1}\nd:\n  k: {w: 1}\n  <<: *b\n  l: 2\n",
+        "f.yaml",
+    )
+    assert doc.data["d"] == {"m": 1, "k": {"w": 1}, "l": 2}
+    for path in doc.plain_text:
+        value = doc.data
+        for part in path:
+            value = value[part]  # every recorded path exists in the data
+    assert ("d", "k", "z") not in doc.plain_text
+    assert ("d", "l", 0) not in doc.plain_text
+
+
+def test_earlier_merge_sources_win():
+    doc = load_text("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n", "f.yaml")
+    assert doc.data["c"] == {"x": 1, "y": 2}

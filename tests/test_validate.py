@@ -50,6 +50,17 @@ def test_schema_is_valid_draft_2020_12():
             "  start_dte: 2024-01-01\n  start_date:",
             "c.yaml:3:3: error: dag.start_dte: unknown key 'start_dte'; did you mean 'start_date'?",
         ),
+        # a section of the wrong shape (no crash on its oneOf rule)
+        (
+            "download:\n  task_id: fetch\n  bash_command: echo hello\n",
+            "download:\n",
+            "c.yaml:4:10: error: download: expected a step (a mapping with task_id and a bash_command or python_callable) or a list of steps, all run before the trainers, got null",
+        ),
+        (
+            "download:\n  task_id: fetch\n  bash_command: echo hello\n",
+            "download: [a]\n",
+            "c.yaml:4:12: error: download[0]: expected a mapping, got the text 'a'",
+        ),
         # types and patterns, at the value
         (
             "dag_id: demo",
@@ -244,3 +255,112 @@ def test_every_problem_of_a_file_at_once_in_file_order():
 
 def test_schema_file_is_json():
     assert json.dumps(spec_schema())
+
+
+DAG_ID = "c.yaml:2:11: error: dag.dag_id: expected a DAG id of letters"
+TASK_ID = "c.yaml:5:12: error: download.task_id: expected a task id of letters"
+GROUP_ID = "c.yaml:8:13: error: trainers.group_id: expected a group id of letters"
+XCOM_KEY = "c.yaml:9:13: error: trainers.xcom_key: expected an XCom key"
+CALLABLE = "c.yaml:10:20: error: trainers.python_callable: expected a 'module.path:function' reference"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("dag_id: demo", "dag_id: démo", DAG_ID),
+        ("dag_id: demo", "dag_id: Ωmega", DAG_ID),
+        ("dag_id: demo", 'dag_id: "demo\\n"', DAG_ID),  # `$` must not match before \n
+        ("dag_id: demo", "dag_id: |\n    demo\n", DAG_ID),  # block scalar, trailing \n
+        ("dag_id: demo", 'dag_id: "\\ndemo"', DAG_ID),
+        ("dag_id: demo", 'dag_id: "demo\\u2028"', DAG_ID),
+        ("dag_id: demo", 'dag_id: "demo\\0"', DAG_ID),
+        ("dag_id: demo", "dag_id: ..", DAG_ID),
+        ("dag_id: demo", "dag_id: ../etc/cron.d/x", DAG_ID),
+        ("dag_id: demo", "dag_id: a/b", DAG_ID),
+        ("dag_id: demo", "dag_id: 'a\\b'", DAG_ID),
+        ("dag_id: demo", "dag_id: /abs", DAG_ID),
+        ("dag_id: demo", "dag_id: .hidden", DAG_ID),
+        ("dag_id: demo", "dag_id: -flag", DAG_ID),
+        ("dag_id: demo", "dag_id: x" + "y" * 250, DAG_ID),
+        ("dag_id: demo", "dag_id: ''", DAG_ID),
+        ("dag_id: demo", "dag_id: 'a b'", DAG_ID),
+        ("dag_id: demo", 'dag_id: "a\'b"', DAG_ID),
+        ("task_id: fetch", "task_id: fétch", TASK_ID),
+        ("task_id: fetch", 'task_id: "fetch\\n"', TASK_ID),
+        ("task_id: fetch", "task_id: a/b", TASK_ID),
+        ("task_id: fetch", "task_id: x" + "y" * 200, TASK_ID),
+        ("group_id: train", "group_id: trāin", GROUP_ID),
+        ("group_id: train", 'group_id: "train\\n"', GROUP_ID),
+        ("group_id: train", "group_id: x" + "y" * 50, GROUP_ID),
+        ("xcom_key: score", "xcom_key: scöre", XCOM_KEY),
+        ("xcom_key: score", 'xcom_key: "score\\n"', XCOM_KEY),
+        ("xcom_key: score", "xcom_key: '1score'", XCOM_KEY),
+        ("xcom_key: score", "xcom_key: x" + "y" * 100, XCOM_KEY),
+        ("pkg.models:train", '"pkg.models:train\\n"', CALLABLE),
+        ("pkg.models:train", "pkg.módels:train", CALLABLE),
+        ("pkg.models:train", "pkg/models:train", CALLABLE),
+        ("pkg.models:train", "pkg..models:train", CALLABLE),
+        ("pkg.models:train", "'pkg.models:train()'", CALLABLE),
+        ("pkg.models:train", "'pkg.models:train;import os'", CALLABLE),
+        (
+            "chooser:\n  task_id: choose\n",
+            'chooser:\n  task_id: choose\n  push_key: "best\\n"\n',
+            "c.yaml:17:13: error: chooser.push_key: expected an XCom key",
+        ),
+        (
+            "op_kwargs: {depth: 3}",
+            'op_kwargs: {"depth\\n": 3}',
+            "c.yaml:14:19: error: trainers.models[1].op_kwargs['depth\\n']: the key 'depth\\n' is not a Python identifier",
+        ),
+        (
+            "op_kwargs: {depth: 3}",
+            "op_kwargs: {dépth: 3}",
+            "c.yaml:14:19: error: trainers.models[1].op_kwargs.dépth: the key 'dépth' is not a Python identifier",
+        ),
+    ],
+)
+def test_identifiers_are_strict(old, new, expected):
+    """Every id and reference is checked in full before it can reach a template or a file name."""
+    found = problems(edit(old, new))
+    assert any(message.startswith(expected) for message in found), found
+    assert all("\n" not in message for message in found)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("dag_id: demo", "dag_id: x" + "y" * 249),  # 250 characters, Airflow's limit
+        ("dag_id: demo", "dag_id: a..b"),  # dots are fine inside an id
+        ("task_id: fetch", "task_id: x" + "y" * 199),
+        ("op_kwargs: {depth: 3}", "op_kwargs: {class: 1, def: 2, lambda: 3}"),
+    ],
+)
+def test_identifiers_at_their_limits_pass(old, new):
+    assert problems(edit(old, new)) == []
+
+
+def test_unique_items_with_mixed_types():
+    """dagfactory's own uniqueItems (linear time): JSON equality, so 1 == 1.0 but true != 1."""
+    tags = ", ".join(["1", "a"] * 5000) + ", a"
+    found = problems(
+        edit(
+            "  start_date: 2024-01-01\n",
+            f"  start_date: 2024-01-01\n  tags: [{tags}]\n",
+        )
+    )
+    assert "c.yaml:4:9: error: dag.tags: items must be unique" in found
+    assert sum("expected a tag of 1 to 100 characters" in m for m in found) == 5000
+    for items, unique in [
+        ("[1, 1.0]", False),
+        ("[true, 1]", True),
+        ("[[a], [a]]", False),
+    ]:
+        found = problems(
+            edit(
+                "  start_date: 2024-01-01\n",
+                f"  start_date: 2024-01-01\n  tags: {items}\n",
+            )
+        )
+        assert (
+            "c.yaml:4:9: error: dag.tags: items must be unique" not in found
+        ) is unique
