@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,11 +184,13 @@ def compile_configs(
     jobs: int | None = None,
     cache: RenderCache | None = None,
     templates: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Batch:
     """Compile every config (on ``jobs`` processes); any error empties the batch.
 
     ``jobs`` None picks :func:`default_jobs`. With a ``cache``, configs it knows are
-    taken from it, and the others are recorded in it.
+    taken from it, and the others are recorded in it. ``on_progress(done, total)`` is
+    called as each config to compile is done, for a progress bar.
     """
     results: dict[ConfigFile, Compiled | list[SpecError]] = {}
     keys: dict[ConfigFile, str] = {}
@@ -205,7 +207,10 @@ def compile_configs(
     pending = [config for config in configs if config not in results]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     compiled = _compile_all(pending, jobs, templates)
-    results.update(zip(pending, compiled, strict=True))
+    for done, (config, result) in enumerate(zip(pending, compiled, strict=True), 1):
+        results[config] = result
+        if on_progress is not None:
+            on_progress(done, len(pending))
     batch = Batch(templates=templates)
     owners: dict[str, Compiled] = {}
     for config in configs:
@@ -272,15 +277,16 @@ def _entry(compiled: Compiled) -> CacheEntry:
 
 def _compile_all(
     configs: list[ConfigFile], jobs: int, templates: Path | None
-) -> Iterable[Compiled | list[SpecError]]:
+) -> Iterator[Compiled | list[SpecError]]:
     """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
     compile_one = functools.partial(compile_config, templates=templates)
     if jobs <= 1 or len(configs) <= 1:
-        return map(compile_one, configs)
+        yield from map(compile_one, configs)
+        return
     jobs = min(jobs, len(configs))
     with ProcessPoolExecutor(max_workers=jobs) as executor:
         chunk = max(1, len(configs) // (jobs * 8))
-        return list(executor.map(compile_one, configs, chunksize=chunk))
+        yield from executor.map(compile_one, configs, chunksize=chunk)
 
 
 def render_outputs(batch: Batch, out_dir: Path) -> list[Output]:

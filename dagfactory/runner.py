@@ -62,16 +62,23 @@ def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
     return env
 
 
-def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def python_with_airflow(
+    args: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` in a child process that may import Airflow (if it is installed)."""
     if importlib.util.find_spec("airflow") is None:
         raise AirflowUnavailable(INSTALL_HINT)
     return subprocess.run(
-        [sys.executable, "-m", "airflow", *args],
+        [sys.executable, *args],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return python_with_airflow(["-m", "airflow", *args], env)
 
 
 def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:

@@ -17,7 +17,10 @@ def test_committed_generated_dags_are_up_to_date():
     assert f"{len(configs)} DAG files up to date" in result.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["render"], ["validate"], ["run"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["render"], ["validate"], ["run"], ["check"], ["graph"], ["init"], ["schema"]],
+)
 def test_help_everywhere(command):
     result = dagfactory(*command, "--help")
     assert result.returncode == 0
@@ -47,23 +50,34 @@ def test_render_writes_then_leaves_unchanged_files_alone(write_config, tmp_path)
     )
 
 
-def test_check_reports_a_diff_and_writes_nothing(write_config, tmp_path):
+def test_check_lists_and_diff_shows_changes_and_neither_writes(write_config, tmp_path):
+    """As ruff format: --check names what would change, --diff shows it; both exit 1."""
     config = write_config(VALID)
     out = tmp_path / "out"
     missing = dagfactory("render", "--check", str(config), "--out", str(out))
     assert missing.returncode == 1
-    assert '+    dag_id="demo",' in missing.stdout
+    assert missing.stdout == f"would create {out / 'demo.py'} (from {config})\n"
+    missing_diff = dagfactory("render", "--diff", str(config), "--out", str(out))
+    assert missing_diff.returncode == 1
+    assert '+    dag_id="demo",' in missing_diff.stdout
     assert not out.exists()
     dagfactory("render", str(config), "--out", str(out))
     config.write_text(VALID.replace("echo hello", "echo bye"))
     stale = dagfactory("render", "--check", str(config), "--out", str(out))
     assert stale.returncode == 1
+    assert stale.stdout == f"would update {out / 'demo.py'} (from {config})\n"
+    assert "1 of 1 DAG files would change" in stale.stderr
+    stale_diff = dagfactory("render", "--diff", str(config), "--out", str(out))
+    assert stale_diff.returncode == 1
     assert (
         '-        bash_command="echo hello",\n+        bash_command="echo bye",'
-        in stale.stdout
+        in stale_diff.stdout
     )
-    assert "1 of 1 DAG files would change" in stale.stderr
+    assert "1 of 1 DAG files would change" in stale_diff.stderr
     assert 'bash_command="echo hello"' in (out / "demo.py").read_text()
+    dagfactory("render", str(config), "--out", str(out))
+    clean = dagfactory("render", "--diff", str(config), "--out", str(out))
+    assert (clean.returncode, clean.stdout) == (0, "1 DAG files up to date\n")
 
 
 def test_one_bad_config_means_nothing_is_written(write_config, tmp_path):

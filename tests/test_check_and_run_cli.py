@@ -1,0 +1,154 @@
+"""`dagfactory check` and `dagfactory run` through the CLI, on a real Airflow."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from test_cli import dagfactory
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.airflow
+
+CYCLE = """\
+from datetime import datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("looping", schedule=None, start_date=datetime(2024, 1, 1)):
+    first = EmptyOperator(task_id="first")
+    second = EmptyOperator(task_id="second")
+    first >> second >> first
+"""
+
+BROKEN = """\
+from airflow.sdk import DAG
+
+
+def load_settings():
+    return {}["missing"]
+
+
+load_settings()
+"""
+
+
+def test_check_passes_on_the_committed_dags():
+    result = dagfactory("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    *lines, summary = result.stdout.splitlines()
+    assert all(line.startswith("ok     generated_dags/") for line in lines), lines
+    dags = sorted((ROOT / "generated_dags").glob("*.py"))
+    listed = {line.split()[1]: line.split()[2] for line in lines}
+    for path in dags:  # every generated file, with the DAG id it is named after
+        assert listed[f"generated_dags/{path.name}"] == path.stem
+    assert summary == (
+        f"checked {len(lines)} files: {len(dags)} DAGs loaded, "
+        "0 import errors, 0 cycles, 0 duplicate dag ids"
+    )
+
+
+def test_check_reports_import_errors_cycles_and_duplicate_dag_ids(tmp_path):
+    dags = tmp_path / "dags"
+    shutil.copytree(ROOT / "generated_dags", dags)
+    (dags / "broken.py").write_text(BROKEN)
+    (dags / "looping.py").write_text(CYCLE)
+    copy = (dags / "xcom_dag.py").read_text()
+    (dags / "xcom_dag_copy.py").write_text(copy)
+    result = dagfactory("check", str(dags))
+    assert result.returncode == 1
+    out = result.stdout
+    assert f"error  {dags / 'broken.py'}: import error" in out
+    # the traceback lines that matter: where in the file, and what went wrong
+    assert f'File "{dags / "broken.py"}", line 5, in load_settings' in out
+    assert "KeyError: 'missing'" in out
+    assert f"error  {dags / 'looping.py'}: cycle" in out
+    assert "Cycle detected in Dag: looping" in out
+    duplicate = re.search(r"error  (\S+): duplicate dag id\n +(.*)", out)
+    assert duplicate, out
+    assert {duplicate.group(1)} < {
+        str(dags / "xcom_dag.py"),
+        str(dags / "xcom_dag_copy.py"),
+    }
+    assert "Ignoring DAG xcom_dag" in duplicate.group(2)
+    assert f"ok     {dags / 'min_loss_dag.py'}" in out
+    dags = len(list((ROOT / "generated_dags").glob("*.py")))  # the copy adds none
+    assert re.fullmatch(
+        rf"checked \d+ files: {dags} DAGs loaded, 1 import error, 1 cycle, 1 duplicate dag id\n",
+        result.stderr,
+    )
+
+
+def test_check_needs_a_folder(tmp_path):
+    result = dagfactory("check", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "no such folder" in result.stderr
+
+
+def test_run_prints_the_xcom_list_and_the_winner():
+    result = dagfactory("run", "xcom_dag")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = lines[lines.index("") + 1 :]
+    header = table[0].split()
+    assert header == [
+        "Key",
+        "Value",
+        "Task",
+        "ID",
+        "Dag",
+        "ID",
+        "Logical",
+        "Date",
+        "Timestamp",
+    ]
+    rows = {}
+    for line in table[1:]:
+        if not line:
+            break
+        key, rest = line.split(None, 1)
+        value, task_id, dag_id, logical_date, stored = rest.rsplit(None, 4)
+        assert dag_id == "xcom_dag"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", logical_date)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stored)
+        rows[(key, task_id)] = json.loads(value)
+    accuracies = {
+        task: value for (key, task), value in rows.items() if key == "model_accuracy"
+    }
+    assert set(accuracies) == {f"processing_tasks.training_model_{n}" for n in "abc"}
+    best = max(accuracies, key=accuracies.__getitem__)
+    winner = {"task_id": best, "value": accuracies[best]}
+    assert rows[("best_model", "task_4")] == winner
+    assert lines[-1] == f"winner (max model_accuracy): {json.dumps(winner)}"
+
+
+def test_run_shows_the_map_index_of_a_mapped_trainer():
+    result = dagfactory("run", "mapped_seeds", "--configs", "configs/sweeps")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    table = lines[lines.index("") + 1 : lines.index("", lines.index("") + 1)]
+    assert table[0].split() == [
+        "Key",
+        "Value",
+        "Task",
+        "ID",
+        "Map",
+        "Index",
+        "Dag",
+        "ID",
+        "Logical",
+        "Date",
+        "Timestamp",
+    ]
+    mapped = sorted(
+        int(line.split()[3])
+        for line in table[1:]
+        if line.split()[2] == "seeds.train_seed"
+    )
+    assert mapped == list(range(8))  # one value per seed, each with its map index
+    chooser_rows = [line.split() for line in table[1:] if " pick_seed " in line]
+    assert chooser_rows and all(row[-3] == "mapped_seeds" for row in chooser_rows)
