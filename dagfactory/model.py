@@ -92,14 +92,6 @@ class Trainers:
             return UserText(f"{self.group_id}.{self.mapped_task_id}")
         return self.task_ids
 
-    @property
-    def uses_bash(self) -> bool:
-        return any(model.bash_command is not None for model in self.models)
-
-    @property
-    def uses_python(self) -> bool:
-        return any(model.python_callable is not None for model in self.models)
-
 
 @dataclass(frozen=True)
 class Chooser:
