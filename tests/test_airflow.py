@@ -84,20 +84,33 @@ def test_min_mode_keeps_the_lowest_metric(airflow_home):
     assert xcom_values(result, "return_value")["fetch_dataset"] == 1000
 
 
-def test_chooser_fails_naming_every_trainer_without_a_number(tmp_path, airflow_home):
+def min_loss_variant(tmp_path, dag_id: str, *replacements: tuple[str, str]):
+    """configs/min_loss_dag.yaml as DAG ``dag_id`` (no retries), edited and rendered
+    into its own dags folder beside the demo callables; returns that folder."""
     config = (ROOT / "configs" / "min_loss_dag.yaml").read_text()
-    config = (
-        config.replace("dag_id: min_loss_dag", "dag_id: broken_metrics")
-        .replace("retries: 1", "retries: 0")
-        .replace("{value: 0.42}", "{value: not a number}")
-        .replace("{value: 0.3}", "{value: null}")
-    )
-    config_path = tmp_path / "broken.yaml"
+    for old, new in [
+        ("dag_id: min_loss_dag", f"dag_id: {dag_id}"),
+        ("retries: 1", "retries: 0"),
+        *replacements,
+    ]:
+        assert old in config
+        config = config.replace(old, new)
+    config_path = tmp_path / f"{dag_id}.yaml"
     config_path.write_text(config)
     dags = tmp_path / "dags"
     shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
-    (dags / "broken_metrics.py").write_text(
+    (dags / f"{dag_id}.py").write_text(
         render_pipeline(build_pipeline(load_file(config_path)))
+    )
+    return dags
+
+
+def test_chooser_fails_naming_every_trainer_without_a_number(tmp_path, airflow_home):
+    dags = min_loss_variant(
+        tmp_path,
+        "broken_metrics",
+        ("{value: 0.42}", "{value: not a number}"),
+        ("{value: 0.3}", "{value: null}"),
     )
     result = run_dag("broken_metrics", dags, airflow_home)
     assert result.state == "failed"
@@ -215,20 +228,11 @@ def test_chooser_names_every_trainer_with_a_nan_or_infinite_metric(
     """XCom's JSON has no NaN or infinity (Airflow's API client refuses them), so a trainer
     pushes them as text, and the chooser names them instead of failing somewhere obscure."""
     parsed = "python_callable: ml_demo.models:parse_metric\n      op_kwargs: {text: "
-    config = (
-        (ROOT / "configs" / "min_loss_dag.yaml")
-        .read_text()
-        .replace("dag_id: min_loss_dag", "dag_id: nonfinite_metrics")
-        .replace("retries: 1", "retries: 0")
-        .replace("op_kwargs: {value: 0.42}", parsed + "nan}")
-        .replace("op_kwargs: {value: 0.3}", parsed + "inf}")
-    )
-    config_path = tmp_path / "nonfinite.yaml"
-    config_path.write_text(config)
-    dags = tmp_path / "dags"
-    shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
-    (dags / "nonfinite_metrics.py").write_text(
-        render_pipeline(build_pipeline(load_file(config_path)))
+    dags = min_loss_variant(
+        tmp_path,
+        "nonfinite_metrics",
+        ("op_kwargs: {value: 0.42}", parsed + "nan}"),
+        ("op_kwargs: {value: 0.3}", parsed + "inf}"),
     )
     result = run_dag("nonfinite_metrics", dags, airflow_home)
     assert result.state == "failed"
