@@ -90,15 +90,21 @@ def load_config(config: ConfigFile) -> Document:
 
 def defaults_files(config: ConfigFile) -> list[Path]:
     """Existing defaults files from the root down to the config's folder."""
-    folder, root = config.path.parent.absolute(), config.root.absolute()
+    return list(_defaults_files(config.path.parent, config.root))
+
+
+@functools.lru_cache(maxsize=1024)
+def _defaults_files(folder: Path, root: Path) -> tuple[Path, ...]:
+    """Looked up once per folder of a batch (configs mostly share a few folders)."""
+    folder, root = folder.absolute(), root.absolute()
     folders = [folder, *folder.parents]
     chain = folders[: folders.index(root) + 1] if root in folders else [folder]
-    return [
+    return tuple(
         folder / f"{DEFAULTS_STEM}{suffix}"
         for folder in reversed(chain)
         for suffix in CONFIG_SUFFIXES
         if (folder / f"{DEFAULTS_STEM}{suffix}").is_file()
-    ]
+    )
 
 
 def default_jobs(configs: int) -> int:

@@ -7,8 +7,6 @@ from importlib import resources
 from pathlib import Path
 
 from dagfactory.errors import ConfigError, SpecError
-from dagfactory.loader import load_text
-from dagfactory.validate import validate
 
 SCHEMA = resources.files("dagfactory").joinpath("schema/spec.schema.json")
 
@@ -27,6 +25,10 @@ def schema_reference(config: Path) -> str:
 
 def starter_config(dag_id: str, config: Path) -> tuple[str, list[SpecError]]:
     """The starter text for ``config`` with ``dag_id``, and what is wrong with it (nothing, for a valid id)."""
+    # Imported here: every command imports this module, only `init` validates.
+    from dagfactory.loader import load_text
+    from dagfactory.validate import validate
+
     template = resources.files("dagfactory").joinpath("templates/starter.yaml")
     text = template.read_text("utf-8").format(
         dag_id=dag_id, schema=schema_reference(config)
