@@ -137,8 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--check",
         action="store_true",
-        help="write nothing; list every output that would be created, updated or removed "
-        "as stale, and exit 1 if there is one",
+        help="write nothing; name every output that would be created, updated or removed "
+        "as stale, each with its unified diff, and exit 1 if there is one (for CI)",
     )
     mode.add_argument(
         "--diff",
@@ -362,10 +362,11 @@ def _preview(
     diff: bool,
     force: Sequence[Path] = (),
 ) -> int:
-    """``--check`` (list) or ``--diff`` (unified diffs): what rendering would change; writes nothing.
+    """``--check`` or ``--diff``: what rendering would change; writes nothing.
 
-    ``total`` counts the batch's DAG files: ``outputs`` and those already known to be
-    up to date.
+    ``--check`` names each file that would change, each followed by its unified diff;
+    ``--diff`` prints the diffs alone (a patch). ``total`` counts the batch's DAG files:
+    ``outputs`` and those already known to be up to date.
     """
     statuses = _statuses(outputs, force)
     if statuses is None:
@@ -376,15 +377,13 @@ def _preview(
         if status is not Status.UNCHANGED
     }
     for output, status in changed.items():
-        if diff:
-            sys.stdout.write(output.diff())
-        else:
+        if not diff:
             print(f"would {status.value} {output.path} (from {output.source})")
+        sys.stdout.write(output.diff())
     for path in stale:
-        if diff:
-            sys.stdout.write(removal_diff(path))
-        else:
+        if not diff:
             print(f"would remove {path} ({_stale_reason(path)})")
+        sys.stdout.write(removal_diff(path))
     if changed:
         print(
             f"{len(changed)} of {total} DAG files would change; run `dagfactory render`",

@@ -51,12 +51,15 @@ def test_render_writes_then_leaves_unchanged_files_alone(write_config, tmp_path)
 
 
 def test_check_lists_and_diff_shows_changes_and_neither_writes(write_config, tmp_path):
-    """As ruff format: --check names what would change, --diff shows it; both exit 1."""
+    """--check names what would change and shows its diff, --diff only the diff (a patch); both exit 1."""
     config = write_config(VALID)
     out = tmp_path / "out"
     missing = dagfactory("render", "--check", str(config), "--out", str(out))
     assert missing.returncode == 1
-    assert missing.stdout == f"would create {out / 'demo.py'} (from {config})\n"
+    assert missing.stdout.startswith(
+        f"would create {out / 'demo.py'} (from {config})\n"
+    )
+    assert '+    dag_id="demo",' in missing.stdout
     missing_diff = dagfactory("render", "--diff", str(config), "--out", str(out))
     assert missing_diff.returncode == 1
     assert '+    dag_id="demo",' in missing_diff.stdout
@@ -65,7 +68,11 @@ def test_check_lists_and_diff_shows_changes_and_neither_writes(write_config, tmp
     config.write_text(VALID.replace("echo hello", "echo bye"))
     stale = dagfactory("render", "--check", str(config), "--out", str(out))
     assert stale.returncode == 1
-    assert stale.stdout == f"would update {out / 'demo.py'} (from {config})\n"
+    assert stale.stdout.startswith(f"would update {out / 'demo.py'} (from {config})\n")
+    assert (
+        '-        bash_command="echo hello",\n+        bash_command="echo bye",'
+        in stale.stdout
+    )
     assert "1 of 1 DAG files would change" in stale.stderr
     stale_diff = dagfactory("render", "--diff", str(config), "--out", str(out))
     assert stale_diff.returncode == 1
