@@ -140,7 +140,12 @@ def write_atomic(path: Path, content: str) -> None:
         dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
-        with os.fdopen(handle, "wb") as stream:
+        try:
+            stream = os.fdopen(handle, "wb")
+        except BaseException:
+            os.close(handle)  # the stream never took the descriptor over
+            raise
+        with stream:
             stream.write(content.encode())
             stream.flush()
             os.fsync(stream.fileno())

@@ -59,3 +59,12 @@ def test_a_write_replaces_the_file_whole(tmp_path):
     assert target.read_text() == "second\n"
     assert oct(target.stat().st_mode & 0o777) == "0o644"
     assert [path.name for path in target.parent.iterdir()] == ["demo.py"]
+
+
+def test_a_failed_fdopen_closes_the_temporary_descriptor(tmp_path, monkeypatch):
+    open_before = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(writer.os, "fdopen", disk_full)
+    with pytest.raises(OSError):
+        write_atomic(tmp_path / "demo.py", "new\n")
+    monkeypatch.undo()
+    assert set(os.listdir("/proc/self/fd")) <= open_before
