@@ -106,7 +106,7 @@ def merge_defaults(defaults: Document, doc: Document) -> Document:
     Values that come from ``defaults`` keep their marks, pointing into that file.
     """
     data = _deep_merge(defaults.data, doc.data)
-    inherited = set(_paths(data)) - set(doc.marks)
+    inherited = {path for path, _ in walk(data)} - set(doc.marks)
 
     def carried(marks: dict[SpecPath, Mark]) -> dict[SpecPath, Mark]:
         return {
@@ -134,14 +134,15 @@ def _deep_merge(base: Any, override: Any) -> Any:
     return override
 
 
-def _paths(value: Any, path: SpecPath = ()) -> Iterator[SpecPath]:
-    yield path
+def walk(value: Any, path: SpecPath = ()) -> Iterator[tuple[SpecPath, Any]]:
+    """Every ``(spec path, value)`` in loaded data, the container before its items."""
+    yield path, value
     if isinstance(value, dict):
         for key, child in value.items():
-            yield from _paths(child, (*path, key))
+            yield from walk(child, (*path, key))
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _paths(child, (*path, index))
+            yield from walk(child, (*path, index))
 
 
 def load_file(path: Path, name: str | None = None) -> Document:

@@ -16,24 +16,23 @@ from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
 from dagfactory.errors import SpecError, SpecPath, format_spec_path
+from dagfactory.loader import Document, walk
 from dagfactory.model import (
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
     DEFAULT_XCOM_KEY,
     OPERATOR_SETTINGS,
+    PARAM_KEYWORDS,
     doc_md_path,
     parse_date,
     trainer_specs,
 )
-
-if TYPE_CHECKING:
-    from dagfactory.loader import Document
 
 
 @cache
@@ -407,15 +406,8 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
         if isinstance(param, dict) and "default" in param:
             rules = {
                 key: param[key]
-                for key in (
-                    "type",
-                    "enum",
-                    "minimum",
-                    "maximum",
-                    "minLength",
-                    "maxLength",
-                )
-                if key in param
+                for key in PARAM_KEYWORDS
+                if key in param and key not in {"default", "description"}
             }
             try:
                 jsonschema.Draft202012Validator.check_schema(rules)
@@ -430,7 +422,7 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
                     f"the default does not fit its own rules: {failure.message}",
                 )
 
-    for path, value in _walk(data, ()):
+    for path, value in walk(data):
         if path[-1:] in {
             ("python_callable",),
             ("on_failure_callback",),
@@ -614,13 +606,3 @@ def _duplicate_ids(doc: Document) -> Iterator[SpecError]:
                 path,
                 f"the full task id {task_id!r} is longer than Airflow's 250 characters",
             )
-
-
-def _walk(value: Any, path: SpecPath) -> Iterator[tuple[SpecPath, Any]]:
-    yield path, value
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _walk(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _walk(child, (*path, index))
