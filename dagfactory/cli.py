@@ -11,22 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagfactory import __version__
 from dagfactory.cache import RenderCache
-from dagfactory.check import check_folder, print_check
-from dagfactory.graph import PngUnavailable, to_mermaid, to_svg, write_png
-from dagfactory.model import Pipeline
+from dagfactory.errors import SetupError
 from dagfactory.pipeline import Batch, compile_configs, discover, render_outputs
 from dagfactory.render import TemplateError
 from dagfactory.report import FORMATS, Progress, report_errors
-from dagfactory.runner import AirflowUnavailable, RunResult, XComEntry, run_dag
-from dagfactory.starter import SCHEMA, starter_config
 from dagfactory.writer import (
     Output,
     Status,
@@ -37,6 +32,13 @@ from dagfactory.writer import (
     write_all,
     write_atomic,
 )
+
+if TYPE_CHECKING:
+    from dagfactory.model import Pipeline
+    from dagfactory.runner import RunResult, XComEntry
+
+# The modules behind check, run, graph, init and schema are imported by their commands
+# only: render, the command run on every commit, does not pay for them.
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIGS = Path("configs")
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (UsageError, FileNotFoundError, AirflowUnavailable, PngUnavailable) as exc:
+    except (UsageError, FileNotFoundError, SetupError) as exc:
         print(f"dagfactory: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TemplateError as exc:
@@ -455,6 +457,10 @@ def _validate_command(args: argparse.Namespace) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dagfactory.runner import run_dag
+
     target = Path(args.target)
     paths = [target] if target.is_file() else [args.configs]
     batch = _compile(paths, templates=args.templates)
@@ -536,6 +542,8 @@ def _print_table(xcoms: list[XComEntry]) -> None:
 
 def _utc(stored: str | None) -> str:
     """A metadata-database time (naive UTC) as ``2026-01-31T12:00:00Z``."""
+    from datetime import datetime
+
     if stored is None:
         return ""
     moment = datetime.fromisoformat(stored).replace(tzinfo=None)
@@ -543,6 +551,8 @@ def _utc(stored: str | None) -> str:
 
 
 def _check_command(args: argparse.Namespace) -> int:
+    from dagfactory.check import check_folder, print_check
+
     if not args.folder.is_dir():
         raise UsageError(f"{args.folder}: no such folder")
     result = check_folder(args.folder)
@@ -555,6 +565,8 @@ def _check_command(args: argparse.Namespace) -> int:
 
 
 def _graph_command(args: argparse.Namespace) -> int:
+    from dagfactory.graph import to_mermaid, to_svg, write_png
+
     batch = _compile([args.config])
     if batch is None:
         return EXIT_PROBLEMS
@@ -574,6 +586,8 @@ def _graph_command(args: argparse.Namespace) -> int:
 
 
 def _init_command(args: argparse.Namespace) -> int:
+    from dagfactory.starter import starter_config
+
     target = args.output or DEFAULT_CONFIGS / f"{args.name}.yaml"
     if target.exists():
         raise UsageError(f"{target} already exists; not overwriting it")
@@ -589,5 +603,7 @@ def _init_command(args: argparse.Namespace) -> int:
 
 
 def _schema_command(args: argparse.Namespace) -> int:
+    from dagfactory.starter import SCHEMA
+
     sys.stdout.write(SCHEMA.read_text("utf-8"))
     return EXIT_OK

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 SpecPath = tuple[str | int, ...]
 
 
+class SetupError(RuntimeError):
+    """Something a command needs is not installed (Airflow, CairoSVG): exit code 2."""
+
+
 def format_spec_path(path: SpecPath) -> str:
     """Render ``("trainers", "models", 1, "task_id")`` as ``trainers.models[1].task_id``.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from dagfactory.errors import SetupError
 from dagfactory.model import Pipeline, Step
 
 DETAIL_LIMIT = 48  # characters of a command or callable shown under a task id
@@ -257,7 +258,7 @@ PNG_HINT = (
 )
 
 
-class PngUnavailable(RuntimeError):
+class PngUnavailable(SetupError):
     """Raised when a PNG is asked for and CairoSVG (or the Cairo library) is missing."""
 
 

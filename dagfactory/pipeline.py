@@ -13,7 +13,6 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -289,6 +288,9 @@ def _compile_all(
     if jobs <= 1 or len(configs) <= 1:
         yield from map(compile_one, configs)
         return
+    # Here, not at the top: multiprocessing costs a small render 20 ms to import.
+    from concurrent.futures import ProcessPoolExecutor
+
     jobs = min(jobs, len(configs))
     with ProcessPoolExecutor(max_workers=jobs) as executor:
         chunk = max(1, len(configs) // (jobs * 8))

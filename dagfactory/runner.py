@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dagfactory.errors import SetupError
+
 INSTALL_HINT = "Airflow is not installed here: pip install 'dagfactory[airflow]'"
 
 
-class AirflowUnavailable(RuntimeError):
+class AirflowUnavailable(SetupError):
     """Raised when a command needs Airflow and it is not installed."""
 
 
