@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -208,3 +211,46 @@ def test_libyaml_and_pure_python_parsers_load_the_same(text):
         pure.key_marks,
         pure.plain_text,
     )
+
+
+def test_libyaml_composes_only_texts_too_shallow_to_crash_it():
+    """libyaml's composer recurses in C; the deepest text it is given fits in a small stack.
+
+    Run in a child process on a 256 KB thread stack: a crash would end the child, not
+    the test run. Every shape of nesting reaches MAX_C_NESTING levels and is reported.
+    """
+    code = textwrap.dedent(
+        """
+        import threading
+        from dagfactory import loader
+        from dagfactory.errors import ConfigError
+
+        n = loader.MAX_C_NESTING
+        texts = [
+            "a: " + "[" * (n - 1) + "]" * (n - 1),
+            "- " * n + "x",
+            "{a: " * (n // 2) + "b" + "}" * (n // 2),
+        ]
+        messages = []
+
+        def load_all():
+            for text in texts:
+                assert loader._shallow(text)
+                assert not loader._shallow("[" + text)
+                try:
+                    loader.load_text(text, "f.yaml")
+                except ConfigError as exc:
+                    messages.append(exc.errors[0].message)
+
+        threading.stack_size(256 * 1024)
+        thread = threading.Thread(target=load_all)
+        thread.start()
+        thread.join()
+        print(len([m for m in messages if m.startswith("nesting is too deep")]))
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "3"
