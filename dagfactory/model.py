@@ -160,6 +160,19 @@ class Pipeline:
         return used
 
     @property
+    def python_trainers(self) -> bool:
+        return any(model.python_callable for model in self.trainers.models)
+
+    @property
+    def bash_trainers(self) -> bool:
+        return any(model.bash_command is not None for model in self.trainers.models)
+
+    @property
+    def python_steps(self) -> bool:
+        """Whether a step outside the trainers group calls a ``module:function``."""
+        return any(step.python_callable for step in self.steps)
+
+    @property
     def uses_timedelta(self) -> bool:
         values = [
             self.dag.schedule,

@@ -15,62 +15,39 @@ def _load(ref):
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _call(ref, kwargs):
-    return _load(ref)(**kwargs)
-
-
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
-    metric = _call(ref, kwargs)
-    if isinstance(metric, dict):
-        metric = {name: _json_number(value) for name, value in metric.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(metric))
+    """Run one trainer and push the metric it returns under ``xcom_key``."""
+    ti.xcom_push(key=xcom_key, value=_json_number(_load(ref)(**kwargs)))
 
 
 def _json_number(value):
-    """XComs travel as JSON, which has no NaN or infinity: send those as text, for the chooser to name."""
+    """JSON has no NaN or infinity: push those as text, for the chooser to name."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
 
 
-def _score(value, metric):
+def _score(value):
     """The finite number to rank a trainer's XCom by, or None."""
-    if metric is not None:
-        value = value.get(metric) if isinstance(value, dict) else None
-    if isinstance(value, str):  # bash trainers push their last line of output
-        try:
-            value = float(value)
-        except ValueError:
-            return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value if math.isfinite(value) else None
 
 
-def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
+def _choose(task_ids, xcom_key, mode, push_key, ti):
     """Push the best trainer by ``mode``; fail naming every trainer without a number."""
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
-    labels = (
-        [f"{task_ids}[{index}]" for index in range(len(pulled))]
-        if isinstance(task_ids, str)
-        else task_ids
-    )
-    scores = [_score(value, metric) for value in pulled]
+    scores = [_score(value) for value in pulled]
     problems = [
-        f"{label} pushed {'nothing' if value is None else repr(value)}"
-        for label, value, score in zip(labels, pulled, scores, strict=True)
+        f"{task_id} pushed {'nothing' if value is None else repr(value)}"
+        for task_id, value, score in zip(task_ids, pulled, scores, strict=True)
         if score is None
     ]
     if problems:
-        what = f"finite {metric!r}" if metric else "finite number"
         detail = "; ".join(problems)
-        raise ValueError(f"no {what} under the XCom key {xcom_key!r}: {detail}")
-    best = max if mode == "max" else min
-    index = best(range(len(scores)), key=scores.__getitem__)
-    winner = {"task_id": labels[index], "value": scores[index]}
-    if metric is not None:
-        winner["metrics"] = pulled[index]
+        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+    index = scores.index((max if mode == "max" else min)(scores))
+    winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
     return winner
 
@@ -128,7 +105,6 @@ with DAG(
                 "processing_tasks.training_model_c",
             ],
             "xcom_key": "model_accuracy",
-            "metric": None,
             "mode": "max",
             "push_key": "best_model",
         },
