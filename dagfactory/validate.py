@@ -379,6 +379,14 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
     yield from _duplicate_ids(doc)
     yield from _trainer_errors(doc, trainers)
 
+    metric = chooser.get("metric")
+    if isinstance(metric, str) and _uses_bash(trainers):
+        yield doc.error(
+            ("chooser", "metric"),
+            f"bash trainers push their last line of output as text, which has no {metric!r}; "
+            "remove metric, or give every trainer a python_callable that returns a mapping",
+        )
+
     pushed = trainers.get("xcom_key", DEFAULT_XCOM_KEY)
     pulled = chooser.get("xcom_key", pushed)
     if isinstance(pulled, str) and isinstance(pushed, str) and pulled != pushed:
@@ -476,11 +484,10 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
             return
     models = _trainer_models(trainers)
     group_command = "python_callable" in trainers or "bash_command" in trainers
-    uses_bash = "bash_command" in trainers
+    uses_bash = _uses_bash(trainers)
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
-        uses_bash = uses_bash or "bash_command" in model
         if (
             not group_command
             and "python_callable" not in model
@@ -520,6 +527,14 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
                     f"mapped trainers share one task: set {settings[0]} on trainers, not per model",
                     key=True,
                 )
+
+
+def _uses_bash(trainers: dict[str, Any]) -> bool:
+    """Whether any trainer runs a bash command (and so pushes text, not a number)."""
+    return "bash_command" in trainers or any(
+        isinstance(model, dict) and "bash_command" in model
+        for model in _trainer_models(trainers)
+    )
 
 
 MAX_TRAINERS = 10_000

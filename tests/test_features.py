@@ -254,6 +254,22 @@ def test_bash_trainers_get_params_as_environment_and_push_return_value():
     )
 
 
+def test_a_metric_mapping_needs_python_trainers():
+    """Bash trainers push their last line as text: a chooser metric could never be found."""
+    found = problems(
+        with_trainers(
+            "trainers:\n  group_id: g\n  python_callable: pkg.m:t\n"
+            "  models: [{task_id: a}, {task_id: b, bash_command: ./t.sh}]\n",
+            "chooser:\n  task_id: choose\n  metric: accuracy\n",
+        )
+    )
+    assert found == [
+        "c.yaml:13:11: error: chooser.metric: bash trainers push their last line of output "
+        "as text, which has no 'accuracy'; remove metric, or give every trainer a "
+        "python_callable that returns a mapping"
+    ]
+
+
 def test_mapped_trainers_render_partial_expand_and_share_settings():
     text = with_trainers("""\
         trainers:
