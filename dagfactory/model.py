@@ -161,11 +161,8 @@ class Pipeline:
 
     @property
     def python_trainers(self) -> bool:
+        """Whether any trainer calls a ``module:function`` (and so needs ``_train``)."""
         return any(model.python_callable for model in self.trainers.models)
-
-    @property
-    def bash_trainers(self) -> bool:
-        return any(model.bash_command is not None for model in self.trainers.models)
 
     @property
     def python_steps(self) -> bool:

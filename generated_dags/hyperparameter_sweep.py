@@ -25,11 +25,11 @@ def _call(ref, kwargs):
 
 
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metrics (a mapping) it returns under ``xcom_key``."""
-    metrics = _load(ref)(**kwargs)
-    if isinstance(metrics, dict):
-        metrics = {name: _json_number(value) for name, value in metrics.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(metrics))
+    """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
+    metric = _load(ref)(**kwargs)
+    if isinstance(metric, dict):
+        metric = {name: _json_number(value) for name, value in metric.items()}
+    ti.xcom_push(key=xcom_key, value=_json_number(metric))
 
 
 def _json_number(value):
@@ -42,6 +42,11 @@ def _json_number(value):
 def _score(value, metric):
     """The finite number to rank a trainer's XCom by, or None."""
     value = value.get(metric) if isinstance(value, dict) else None
+    if isinstance(value, str):  # bash trainers push their last line of output
+        try:
+            value = float(value)
+        except ValueError:
+            return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value if math.isfinite(value) else None

@@ -16,8 +16,11 @@ def _load(ref):
 
 
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metric it returns under ``xcom_key``."""
-    ti.xcom_push(key=xcom_key, value=_json_number(_load(ref)(**kwargs)))
+    """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
+    metric = _load(ref)(**kwargs)
+    if isinstance(metric, dict):
+        metric = {name: _json_number(value) for name, value in metric.items()}
+    ti.xcom_push(key=xcom_key, value=_json_number(metric))
 
 
 def _json_number(value):
@@ -29,6 +32,11 @@ def _json_number(value):
 
 def _score(value):
     """The finite number to rank a trainer's XCom by, or None."""
+    if isinstance(value, str):  # bash trainers push their last line of output
+        try:
+            value = float(value)
+        except ValueError:
+            return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value if math.isfinite(value) else None
