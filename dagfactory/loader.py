@@ -26,9 +26,10 @@ from dagfactory.text import UserText
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000
 MAX_DEPTH = 50
-# libyaml's composer recurses in C, some 250 bytes of stack a level: 400 levels fit in
-# 100 KB, far below any thread's stack (25,000 levels crash a process on an 8 MB one).
-MAX_C_NESTING = 400
+# libyaml's composer recurses in C, about 350 bytes of stack a level (20,000 to 25,000
+# levels crash a process on an 8 MB stack): 200 levels fit in 70 KB, within even musl's
+# 128 KB thread stacks.
+MAX_C_NESTING = 200
 
 _TAG = "tag:yaml.org,2002:"
 _TEXT_TAGS = {_TAG + "str", _TAG + "timestamp"}

@@ -216,8 +216,9 @@ def test_libyaml_and_pure_python_parsers_load_the_same(text):
 def test_libyaml_composes_only_texts_too_shallow_to_crash_it():
     """libyaml's composer recurses in C; the deepest text it is given fits in a small stack.
 
-    Run in a child process on a 256 KB thread stack: a crash would end the child, not
-    the test run. Every shape of nesting reaches MAX_C_NESTING levels and is reported.
+    Run in a child process on a 128 KB thread stack (musl's default): a crash would end
+    the child, not the test run. Every shape of nesting reaches MAX_C_NESTING levels and
+    is reported.
     """
     code = textwrap.dedent(
         """
@@ -242,7 +243,7 @@ def test_libyaml_composes_only_texts_too_shallow_to_crash_it():
                 except ConfigError as exc:
                     messages.append(exc.errors[0].message)
 
-        threading.stack_size(256 * 1024)
+        threading.stack_size(128 * 1024)
         thread = threading.Thread(target=load_all)
         thread.start()
         thread.join()
