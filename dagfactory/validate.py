@@ -377,10 +377,12 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
     )
     yield from _date_errors(doc, dag)
     yield from _duplicate_ids(doc)
-    yield from _trainer_errors(doc, trainers)
+    models = _trainer_models(trainers)
+    uses_bash = _uses_bash(trainers, models)
+    yield from _trainer_errors(doc, trainers, models, uses_bash)
 
     metric = chooser.get("metric")
-    if isinstance(metric, str) and _uses_bash(trainers):
+    if isinstance(metric, str) and uses_bash:
         yield doc.error(
             ("chooser", "metric"),
             f"bash trainers push their last line of output as text, which has no {metric!r}; "
@@ -471,7 +473,9 @@ def _date_errors(doc: Document, dag: dict[str, Any]) -> Iterator[SpecError]:
         yield doc.error(("dag", "end_date"), "must be after dag.start_date")
 
 
-def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecError]:
+def _trainer_errors(
+    doc: Document, trainers: dict[str, Any], models: list[Any], uses_bash: bool
+) -> Iterator[SpecError]:
     """Every trainer needs a command; bash and mapped trainers have extra rules."""
     matrix = trainers.get("matrix")
     if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
@@ -482,9 +486,7 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
                 f"makes {size:,} trainers; at most {MAX_TRAINERS:,} are supported",
             )
             return
-    models = _trainer_models(trainers)
     group_command = "python_callable" in trainers or "bash_command" in trainers
-    uses_bash = _uses_bash(trainers)
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
@@ -529,11 +531,16 @@ def _trainer_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[SpecErr
                 )
 
 
-def _uses_bash(trainers: dict[str, Any]) -> bool:
-    """Whether any trainer runs a bash command (and so pushes text, not a number)."""
-    return "bash_command" in trainers or any(
-        isinstance(model, dict) and "bash_command" in model
-        for model in _trainer_models(trainers)
+def _uses_bash(trainers: dict[str, Any], models: list[Any]) -> bool:
+    """Whether any trainer runs a bash command (and so pushes text, not a number).
+
+    A model's own command wins over the group's, as in :func:`dagfactory.model.build_pipeline`.
+    """
+    group_bash = "bash_command" in trainers
+    return any(
+        "bash_command" in model or (group_bash and "python_callable" not in model)
+        for model in models
+        if isinstance(model, dict)
     )
 
 

@@ -268,6 +268,14 @@ def test_a_metric_mapping_needs_python_trainers():
         "as text, which has no 'accuracy'; remove metric, or give every trainer a "
         "python_callable that returns a mapping"
     ]
+    # a model's own python_callable wins over the group's bash_command
+    overridden = with_trainers(
+        "trainers:\n  group_id: g\n  bash_command: ./t.sh\n"
+        "  models: [{task_id: a, python_callable: pkg.m:t}, {task_id: b, python_callable: pkg.m:t}]\n",
+        "chooser:\n  task_id: choose\n  metric: accuracy\n",
+    )
+    assert problems(overridden) == []
+    assert not pipeline_of(overridden).trainers.models[0].bash_command
 
 
 def test_mapped_trainers_render_partial_expand_and_share_settings():
