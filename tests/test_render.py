@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -158,8 +159,8 @@ def test_generated_code_is_ruff_clean(tmp_path):
 
 def test_every_combination_of_helpers_is_ruff_clean(tmp_path):
     """The helpers are emitted only as far as a DAG needs them: every mix of trainer
-    kinds, metrics in a mapping, mapping, Python steps and callbacks still renders a file
-    with no unused import and no undefined name."""
+    kinds, downloads, metrics in a mapping, branches and publish, and callbacks still
+    renders a file with no unused import and no undefined name."""
     trainers = {
         "python": "  python_callable: pkg.models:train\n  models: [{task_id: a}, {task_id: b}]\n",
         "bash": "  models: [{task_id: a, bash_command: echo 1}, {task_id: b, bash_command: echo 2}]\n",
@@ -167,34 +168,41 @@ def test_every_combination_of_helpers_is_ruff_clean(tmp_path):
         "mapped": "  python_callable: pkg.models:train\n  mapped: true\n  models: [{task_id: a}, {task_id: b}]\n",
     }
     downloads = {
-        "bash": "  bash_command: echo hello\n",
-        "python": "  python_callable: pkg.io:fetch\n",
+        "bash": "download:\n  task_id: fetch\n  bash_command: echo hello\n",
+        "python": "download:\n  task_id: fetch\n  python_callable: pkg.io:fetch\n",
+        "both": "download:\n  - {task_id: fetch_a, bash_command: echo a}\n"
+        "  - {task_id: fetch_b, python_callable: pkg.io:fetch}\n",
     }
-    rendered = set()
-    for kind, group in trainers.items():
-        for download, step in downloads.items():
-            for metric in ("", "  metric: accuracy\n"):
-                for callback in ("", "  on_failure_callback: pkg.alerts:notify\n"):
-                    config = (
-                        f"dag:\n  dag_id: demo\n  start_date: 2024-01-01\n{callback}"
-                        f"download:\n  task_id: fetch\n{step}"
-                        f"trainers:\n  group_id: train\n{group}"
-                        f"chooser:\n  task_id: choose\n{metric}"
-                    )
-                    doc = load_text(config, "c.yaml")
-                    problems = validate(doc)
-                    if kind in ("bash", "mixed") and metric:
-                        # bash trainers push text: no metric in it, ever
-                        assert [e.spec_path for e in problems] == [
-                            ("chooser", "metric")
-                        ]
-                        continue
-                    assert problems == []
-                    name = f"{kind}_{download}_{bool(metric)}_{bool(callback)}"
-                    source = render_pipeline(build_pipeline(doc))
-                    (tmp_path / f"{name}.py").write_text(source)
-                    rendered.add(name)
-    assert len(rendered) == 24  # 32 less the 8 with bash or mixed trainers and a metric
+    afters = {
+        "none": "",
+        "branches": "  threshold: 0.5\n"
+        "  on_pass: {task_id: deploy, python_callable: pkg.ops:deploy}\n"
+        "  on_fail: {task_id: alert, bash_command: echo no}\n"
+        "publish:\n  task_id: announce\n  python_callable: pkg.reports:publish\n",
+    }
+    metrics = {"": "", "metric": "  metric: accuracy\n"}
+    callbacks = {"": "", "callback": "  on_failure_callback: pkg.alerts:notify\n"}
+    rendered = 0
+    for kind, download, after, metric, callback in itertools.product(
+        trainers, downloads, afters, metrics, callbacks
+    ):
+        config = (
+            f"dag:\n  dag_id: demo\n  start_date: 2024-01-01\n{callbacks[callback]}"
+            f"{downloads[download]}"
+            f"trainers:\n  group_id: train\n{trainers[kind]}"
+            f"chooser:\n  task_id: choose\n{metrics[metric]}{afters[after]}"
+        )
+        doc = load_text(config, "c.yaml")
+        problems = validate(doc)
+        if kind in ("bash", "mixed") and metric:
+            # bash trainers push text: no metric in it, ever
+            assert [e.spec_path for e in problems] == [("chooser", "metric")]
+            continue
+        assert problems == []
+        name = "_".join((kind, download, after, metric, callback))
+        (tmp_path / f"{name}.py").write_text(render_pipeline(build_pipeline(doc)))
+        rendered += 1
+    assert rendered == 72  # 96 less the 24 with bash or mixed trainers and a metric
     assert_ruff_clean(tmp_path)
 
 
