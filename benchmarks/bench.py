@@ -15,6 +15,7 @@ This is not part of the test suite and asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -212,11 +213,12 @@ def render_in_memory(table: Table, work: Path, runs: int) -> None:
 def render_size_sample(config: Path, work: Path) -> bytes:
     """The DAG file one of the benchmark's configs renders to."""
     scratch = Path(tempfile.mkdtemp(dir=work))
-    run_timed(render(config, scratch / "out"), scratch)
-    (output,) = (scratch / "out").iterdir()
-    payload = output.read_bytes()
-    shutil.rmtree(scratch)
-    return payload
+    try:
+        run_timed(render(config, scratch / "out"), scratch)
+        (output,) = (scratch / "out").iterdir()
+        return output.read_bytes()
+    finally:
+        shutil.rmtree(scratch)
 
 
 def bench_noop(table: Table, work: Path, runs: int) -> None:
@@ -281,8 +283,11 @@ class FillProcess:
 
     def fill(self) -> dict:
         """One fill: its wall and CPU seconds."""
-        self.process.stdin.write("\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write("\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass  # the process has ended: _result reports why
         return self._result()
 
     def finish(self) -> dict:
@@ -290,11 +295,21 @@ class FillProcess:
         self.process.stdin.close()
         figures = self._result()
         self.process.wait()
-        self.stderr.close()
-        shutil.rmtree(self.home, ignore_errors=True)
+        self.close()
         if figures["errors"] or figures["dags"] == 0:
             raise RuntimeError(f"DagBag fill of {self.folder}: {figures}")
         return figures
+
+    def close(self) -> None:
+        """Stop the process if it still runs; release its pipes, log and home."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+        self.process.stdout.close()
+        self.stderr.close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def _result(self) -> dict:
         for line in self.process.stdout:
@@ -323,24 +338,30 @@ def fill_medians(
     if bytecode:  # one parse first, to write the bytecode the measured ones load
         for variant in variants.values():
             warm = FillProcess(variant, work, bytecode=True)
-            warm.fill()
-            warm.finish()
+            try:
+                warm.fill()
+                warm.finish()
+            finally:
+                warm.close()
     fills: dict[str, list[list[dict]]] = {name: [] for name in variants}
     found: dict[str, dict] = {}
     imported: dict[str, set[str]] = {name: set() for name in variants}
     for _ in range(runs):
-        processes = {
-            name: FillProcess(variant, work, bytecode=bytecode)
-            for name, variant in variants.items()
-        }
-        rounds = [
-            {name: process.fill() for name, process in processes.items()}
-            for _ in range(FILLS)
-        ]
-        for name, process in processes.items():
-            fills[name].append([each[name] for each in rounds])
-            found[name] = process.finish()
-            imported[name].update(found[name]["trainer_modules_imported"])
+        processes = {}
+        try:
+            for name, variant in variants.items():
+                processes[name] = FillProcess(variant, work, bytecode=bytecode)
+            rounds = [
+                {name: process.fill() for name, process in processes.items()}
+                for _ in range(FILLS)
+            ]
+            for name, process in processes.items():
+                fills[name].append([each[name] for each in rounds])
+                found[name] = process.finish()
+                imported[name].update(found[name]["trainer_modules_imported"])
+        finally:
+            for process in processes.values():
+                process.close()
     medians = {}
     for name, processes in fills.items():
         later = [fill for process in processes for fill in process[1:]]
