@@ -330,7 +330,8 @@ def fill_medians(
     """Per variant, median seconds of the first fill of a process and of the later fills.
 
     ``runs`` times, one fresh process per variant fills FILLS times; the processes take
-    turns, one fill at a time, so that the machine's slower moments fall on all alike.
+    turns, one fill at a time and in a rotating order, so that the machine's slower
+    moments fall on all alike.
     """
     for _, folder, _ in variants.values():
         for cache in folder.rglob("__pycache__"):
@@ -351,9 +352,10 @@ def fill_medians(
         try:
             for name, variant in variants.items():
                 processes[name] = FillProcess(variant, work, bytecode=bytecode)
-            rounds = [
-                {name: process.fill() for name, process in processes.items()}
-                for _ in range(FILLS)
+            names = list(processes)
+            rounds = [  # each round starts with the next variant: no fixed neighbours
+                {name: processes[name].fill() for name in names[i:] + names[:i]}
+                for i in (n % len(names) for n in range(FILLS))
             ]
             for name, process in processes.items():
                 fills[name].append([each[name] for each in rounds])
