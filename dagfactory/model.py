@@ -330,11 +330,21 @@ def _doc_md(dag: dict[str, Any], doc: Document) -> str | None:
     return UserText(path.read_text("utf-8")) if path else dag.get("doc_md")
 
 
+def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:
+    """Whether a trainer runs a bash command: a model's own command wins over the group's."""
+    return "bash_command" in (model if has_command(model) else trainers)
+
+
+def has_command(step: dict[str, Any]) -> bool:
+    """Whether a step (or the trainers group) names its own command."""
+    return "python_callable" in step or "bash_command" in step
+
+
 def _with_group_defaults(
     model: dict[str, Any], defaults: dict[str, Any]
 ) -> dict[str, Any]:
     merged = {key: value for key, value in defaults.items() if value is not None}
-    if "python_callable" in model or "bash_command" in model:
+    if has_command(model):
         merged.pop("python_callable", None)
         merged.pop("bash_command", None)
     merged.update(model)

@@ -30,7 +30,9 @@ from dagfactory.model import (
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
     doc_md_path,
+    has_command,
     parse_date,
+    runs_bash,
     trainer_specs,
 )
 
@@ -486,15 +488,11 @@ def _trainer_errors(
                 f"makes {size:,} trainers; at most {MAX_TRAINERS:,} are supported",
             )
             return
-    group_command = "python_callable" in trainers or "bash_command" in trainers
+    group_command = has_command(trainers)
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
-        if (
-            not group_command
-            and "python_callable" not in model
-            and "bash_command" not in model
-        ):
+        if not group_command and not has_command(model):
             where = (
                 ("trainers", "models", index) if "models" in trainers else ("trainers",)
             )
@@ -532,15 +530,9 @@ def _trainer_errors(
 
 
 def _uses_bash(trainers: dict[str, Any], models: list[Any]) -> bool:
-    """Whether any trainer runs a bash command (and so pushes text, not a number).
-
-    A model's own command wins over the group's, as in :func:`dagfactory.model.build_pipeline`.
-    """
-    group_bash = "bash_command" in trainers
+    """Whether any trainer runs a bash command (and so pushes text, not a number)."""
     return any(
-        "bash_command" in model or (group_bash and "python_callable" not in model)
-        for model in models
-        if isinstance(model, dict)
+        runs_bash(model, trainers) for model in models if isinstance(model, dict)
     )
 
 
