@@ -378,8 +378,8 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
         _mapping(data.get(key)) for key in ("dag", "trainers", "chooser")
     )
     yield from _date_errors(doc, dag)
-    yield from _duplicate_ids(doc)
     models = _trainer_models(trainers)
+    yield from _duplicate_ids(doc, models)
     uses_bash = _uses_bash(trainers, models)
     yield from _trainer_errors(doc, trainers, models, uses_bash)
 
@@ -560,7 +560,7 @@ def _trainer_models(trainers: dict[str, Any]) -> list[Any]:
     return models if isinstance(models, list) else []
 
 
-def _id_claims(doc: Document) -> Iterator[tuple[SpecPath, Any]]:
+def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any]]:
     """Every id that names a task (or the group) in the DAG, with where it is set."""
     data = doc.data
     download = data.get("download")
@@ -578,7 +578,7 @@ def _id_claims(doc: Document) -> Iterator[tuple[SpecPath, Any]]:
             f"{group_id}.{trainers.get('mapped_task_id', DEFAULT_MAPPED_TASK_ID)}",
         )
     else:
-        for index, model in enumerate(_trainer_models(trainers)):
+        for index, model in enumerate(models):
             if isinstance(model, dict) and isinstance(model.get("task_id"), str):
                 where = (
                     ("trainers", "models", index, "task_id")
@@ -601,10 +601,10 @@ def _id_claims(doc: Document) -> Iterator[tuple[SpecPath, Any]]:
     yield ("publish", "task_id"), _mapping(data.get("publish")).get("task_id")
 
 
-def _duplicate_ids(doc: Document) -> Iterator[SpecError]:
+def _duplicate_ids(doc: Document, models: list[Any]) -> Iterator[SpecError]:
     """Task ids (and the group id) share one namespace in a DAG."""
     owners: dict[str, SpecPath] = {}
-    for path, task_id in _id_claims(doc):
+    for path, task_id in _id_claims(doc, models):
         if not isinstance(task_id, str):
             continue
         if task_id in owners:
