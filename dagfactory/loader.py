@@ -62,12 +62,10 @@ if CParser is not None:
             Resolver.__init__(self)
             Composer.__init__(self)
 
+        # what PyYAML's composer calls on itself, which libyaml's parser also defines
         check_node = Composer.check_node
         get_node = Composer.get_node
-        get_single_node = Composer.get_single_node
         compose_document = Composer.compose_document
-
-    _C_COMPOSE = CParser.get_single_node
 
 
 def _shallow(text: str) -> bool:
@@ -202,9 +200,9 @@ def load_text(text: str, name: str) -> Document:
     """
     if CParser is not None:
         loader = _FastLoader(text)
-        compose = _C_COMPOSE if _shallow(text) else Composer.get_single_node
+        compose = CParser if _shallow(text) else Composer
         try:
-            root = compose(loader)
+            root = compose.get_single_node(loader)
         except (yaml.YAMLError, RecursionError):
             pass
         else:
@@ -345,9 +343,10 @@ class _Builder:
             )
 
     def _scalar(self, node: ScalarNode, path: SpecPath) -> Any:
-        implicit = self.loader.resolve(ScalarNode, node.value, (True, False))
         # plain style is None from PyYAML's parser, "" from libyaml's
-        if not node.style and node.tag == implicit:
+        if not node.style and node.tag == self.loader.resolve(
+            ScalarNode, node.value, (True, False)
+        ):
             self.plain_text[path] = node.value
         return self._scalar_value(node, path)
 
