@@ -200,8 +200,15 @@ def compile_configs(
     results: dict[ConfigFile, Compiled | list[SpecError]] = {}
     keys: dict[ConfigFile, str] = {}
     if cache is not None:
+        # Defaults and template files are shared by many configs: list and read them once.
+        shared = functools.cache(_named_bytes)
+        template_files = (
+            sorted(path for path in templates.rglob("*") if path.is_file())
+            if templates is not None
+            else []
+        )
         for config in configs:
-            key = _cache_key(cache, config, templates)
+            key = _cache_key(cache, config, template_files, shared)
             if key is None:
                 continue  # compiling it reports why it cannot be read
             keys[config] = key
@@ -251,24 +258,32 @@ def compile_configs(
 
 
 def _cache_key(
-    cache: RenderCache, config: ConfigFile, templates: Path | None
+    cache: RenderCache,
+    config: ConfigFile,
+    template_files: list[Path],
+    shared: Callable[[Path], bytes],
 ) -> str | None:
-    """The key of everything the config's output depends on, or None if uncacheable."""
+    """The key of everything the config's output depends on, or None if uncacheable.
+
+    ``shared`` reads the files other configs depend on too (as :func:`_named_bytes`).
+    """
     try:
-        inputs = [config.path, *defaults_files(config)]
-        if templates is not None:
-            inputs += sorted(path for path in templates.rglob("*") if path.is_file())
-        data = b"\0".join(
-            display_name(path).encode("utf-8", "surrogateescape")
-            + b"\0"
-            + path.read_bytes()
-            for path in inputs
-        )
+        inputs = [*defaults_files(config), *template_files]
+        data = b"\0".join([_named_bytes(config.path), *map(shared, inputs)])
     except OSError:
         return None
     if any(marker in data for marker in _UNCACHEABLE):
         return None
     return cache.key(display_name(config.path), data)
+
+
+def _named_bytes(path: Path) -> bytes:
+    """A file's name and bytes, as they enter a render-cache key."""
+    return (
+        display_name(path).encode("utf-8", "surrogateescape")
+        + b"\0"
+        + path.read_bytes()
+    )
 
 
 def _entry(compiled: Compiled) -> CacheEntry:
