@@ -1,8 +1,17 @@
-"""How problems and progress reach people and machines: text, JSON or GitHub annotations.
+"""How outcomes reach people and machines: text, JSON or GitHub annotations.
 
-Text is the default and reads ``PATH:LINE:COL: error: <spec path>: <message>`` on
-stderr, coloured only when stderr is a terminal and ``NO_COLOR`` is unset (no-color.org).
-JSON and GitHub workflow commands go to stdout, where CI tools read them.
+Every command returns an :class:`Outcome`: its problems (:class:`~dagfactory.problems.Problem`),
+what it tells a person, and its exit code. A :class:`Reporter` prints it in the format
+asked for:
+
+- ``text`` (the default): what the command did on stdout; problems as
+  ``PATH:LINE:COL: error: <spec path>: <message>`` on stderr, coloured only when
+  stderr is a terminal and ``NO_COLOR`` is unset (no-color.org).
+- ``json``: one JSON array of problems on stdout, for tools; everything else on stderr.
+- ``github``: problems as ``::error``/``::warning`` workflow commands on stdout, which
+  annotate a pull request; everything else as in text.
+
+A summary of what went wrong always goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,13 +20,39 @@ import json
 import os
 import sys
 import time
-from typing import TextIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TextIO
 
-from dagfactory.errors import SpecError, format_spec_path
+from dagfactory.problems import EXIT_OK, Problem, format_spec_path
+
+if TYPE_CHECKING:
+    from dagfactory.tools.check import CheckResult
+    from dagfactory.tools.run import XComEntry
 
 FORMATS = ("text", "json", "github")
 
-_RED, _BOLD, _RESET = "\033[31m", "\033[1m", "\033[0m"
+_RED, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[1m", "\033[0m"
+
+
+@dataclass
+class Outcome:
+    """What a command did and found: printed by a :class:`Reporter`, its code the exit status.
+
+    ``output`` is what the command tells a person (lines, diffs), in order; ``notes``
+    are closing lines about what went wrong (stderr). ``listed`` says that ``output``
+    already shows every problem to a person (``check``'s listing), so text shows them
+    once.
+    """
+
+    exit_code: int = EXIT_OK
+    problems: list[Problem] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    listed: bool = False
+
+    def say(self, text: str = "") -> None:
+        """Add a line for a person."""
+        self.output.append(text + "\n")
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -25,26 +60,28 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def error_summary(errors: list[SpecError]) -> str:
+def error_summary(problems: list[Problem]) -> str:
     """``3 errors in 1 file; nothing written``."""
-    files = len({error.file for error in errors})
+    files = len({problem.file for problem in problems})
     return (
-        f"{len(errors)} error{'s' if len(errors) != 1 else ''} in "
+        f"{len(problems)} error{'s' if len(problems) != 1 else ''} in "
         f"{files} file{'s' if files != 1 else ''}; nothing written"
     )
 
 
-def text_line(error: SpecError, *, colour: bool) -> str:
-    """The one-line text form; with ``colour``, the location bold and ``error`` red."""
+def text_line(problem: Problem, *, colour: bool) -> str:
+    """The one-line text form; with ``colour``, the location bold and the severity coloured."""
     if not colour:
-        return str(error)
-    where = f"{error.file}:{error.line}:{error.column}:"
-    path = format_spec_path(error.spec_path)
-    return f"{_BOLD}{where}{_RESET} {_RED}error:{_RESET} {path}: {error.message}"
+        return str(problem)
+    tint = _RED if problem.severity == "error" else _YELLOW
+    return (
+        f"{_BOLD}{problem.where}:{_RESET} {tint}{problem.severity}:{_RESET} "
+        f"{problem.text}"
+    )
 
 
-def github_line(error: SpecError) -> str:
-    """A GitHub Actions ``::error`` workflow command that annotates the line in a pull request."""
+def github_line(problem: Problem) -> str:
+    """A GitHub Actions workflow command that annotates the problem's line in a pull request."""
 
     def escape_data(text: str) -> str:
         return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -52,47 +89,146 @@ def github_line(error: SpecError) -> str:
     def escape_property(text: str) -> str:
         return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
-    properties = ",".join(
-        [
-            f"file={escape_property(error.file)}",
-            f"line={error.line}",
-            f"col={error.column}",
-            f"title={escape_property('dagfactory ' + format_spec_path(error.spec_path))}",
-        ]
-    )
-    message = f"{format_spec_path(error.spec_path)}: {error.message}"
-    return f"::error {properties}::{escape_data(message)}"
+    title = "dagfactory"
+    if problem.spec_path is not None:
+        title += " " + format_spec_path(problem.spec_path)
+    properties = []
+    if problem.file is not None:
+        properties.append(f"file={escape_property(problem.file)}")
+    if problem.line is not None:
+        properties += [f"line={problem.line}", f"col={problem.column}"]
+    properties.append(f"title={escape_property(title)}")
+    message = problem.text + (f"\n{problem.detail}" if problem.detail else "")
+    return f"::{problem.severity} {','.join(properties)}::{escape_data(message)}"
 
 
-def json_document(errors: list[SpecError]) -> str:
-    """Every error as one JSON array of objects, for tools."""
+def json_document(problems: list[Problem]) -> str:
+    """Every problem as one JSON array of objects, for tools."""
     return json.dumps(
         [
             {
-                "file": error.file,
-                "line": error.line,
-                "column": error.column,
-                "spec_path": format_spec_path(error.spec_path),
-                "message": error.message,
+                "file": problem.file,
+                "line": problem.line,
+                "column": problem.column,
+                "spec_path": (
+                    None
+                    if problem.spec_path is None
+                    else format_spec_path(problem.spec_path)
+                ),
+                "message": problem.message,
+                "severity": problem.severity,
+                "detail": problem.detail,
             }
-            for error in errors
+            for problem in problems
         ],
         indent=2,
     )
 
 
-def report_errors(errors: list[SpecError], output_format: str) -> None:
-    """Print ``errors`` in ``output_format``; the summary line always goes to stderr."""
-    if output_format == "json":
-        print(json_document(errors))
-    elif output_format == "github":
-        for error in errors:
-            print(github_line(error))
-    else:
-        colour = use_colour(sys.stderr)
-        for error in errors:
-            print(text_line(error, colour=colour), file=sys.stderr)
-    print(error_summary(errors), file=sys.stderr)
+class Reporter:
+    """Prints outcomes (and live progress lines) in one of :data:`FORMATS`."""
+
+    def __init__(
+        self,
+        output_format: str = "text",
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.format = output_format
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        # In JSON, stdout holds the one document; what people read goes to stderr.
+        self.people = self.stderr if output_format == "json" else self.stdout
+
+    def say(self, text: str) -> None:
+        """A line for a person now, before the outcome (a long step starting)."""
+        print(text, file=self.people, flush=True)
+
+    def report(self, outcome: Outcome) -> int:
+        """Print ``outcome``; return its exit code."""
+        self.people.write("".join(outcome.output))
+        if self.format == "json":
+            print(json_document(outcome.problems), file=self.stdout)
+        elif self.format == "github":
+            for problem in outcome.problems:
+                print(github_line(problem), file=self.stdout)
+        elif not outcome.listed:
+            colour = use_colour(self.stderr)
+            for problem in outcome.problems:
+                if problem.detail:
+                    print(problem.detail, file=self.stderr)
+                print(text_line(problem, colour=colour), file=self.stderr)
+        for note in outcome.notes:
+            print(note, file=self.stderr)
+        self.stdout.flush()
+        return outcome.exit_code
+
+
+def check_listing(result: CheckResult) -> list[str]:
+    """One line per file (``ok`` and its DAG ids, or the problem), details indented."""
+    width = max((len(report.path) for report in result.files), default=0)
+    lines = []
+    for report in result.files:
+        if report.kind is None:
+            dag_ids = ", ".join(report.dag_ids) or "(no DAG)"
+            lines.append(f"ok     {report.path.ljust(width)}  {dag_ids}")
+            continue
+        lines.append(f"error  {report.path}: {report.kind}")
+        lines += [f"         {line}" for line in report.detail.splitlines()]
+    return lines
+
+
+def check_summary(result: CheckResult) -> str:
+    """``checked 6 files: 6 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids``."""
+    counts = {kind: 0 for kind in ("import error", "cycle", "duplicate dag id")}
+    for report in result.problems:
+        counts[report.kind] += 1
+    dags = sum(len(report.dag_ids) for report in result.files)
+    kinds = ", ".join(
+        f"{count} {kind}{'s' if count != 1 else ''}" for kind, count in counts.items()
+    )
+    return f"checked {len(result.files)} files: {dags} DAGs loaded, {kinds}"
+
+
+def xcom_table(xcoms: list[XComEntry]) -> list[str]:
+    """The XComs as Airflow's *Admin > XComs* list shows them: values as JSON, times in UTC.
+
+    A Map Index column appears when a mapped task pushed something, as in Airflow.
+    """
+    mapped = any(x.map_index >= 0 for x in xcoms)
+    header = ["Key", "Value", "Task ID", "Dag ID", "Logical Date", "Timestamp"]
+    if mapped:
+        header.insert(3, "Map Index")
+    rows = [header]
+    for x in xcoms:
+        row = [
+            x.key,
+            json.dumps(x.value),
+            x.task_id,
+            x.dag_id,
+            _utc(x.logical_date),
+            _utc(x.timestamp),
+        ]
+        if mapped:
+            row.insert(3, str(x.map_index) if x.map_index >= 0 else "")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _utc(stored: str | None) -> str:
+    """A metadata-database time (naive UTC) as ``2026-01-31T12:00:00Z``."""
+    from datetime import datetime
+
+    if stored is None:
+        return ""
+    moment = datetime.fromisoformat(stored).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 class Progress:

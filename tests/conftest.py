@@ -1,8 +1,13 @@
-"""Shared fixtures. Airflow, when a test imports it, gets a private home (set before import)."""
+"""Shared fixtures. Airflow, when a test imports it, gets a private home (set before import).
+
+Every test runs in a fresh copy of the project's own files (configs/, generated_dags/):
+the suite never writes into the checkout, not even dagfactory's render cache.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -10,11 +15,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from dagfactory.compile import Compiled, compile_text
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="dagfactory-tests-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# Hypothesis keeps its examples under the directory pytest started in: not the checkout.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="dagfactory-tests-hypothesis-"))
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILES = ("configs", "generated_dags")
 
 VALID = """\
 dag:
@@ -36,10 +47,23 @@ chooser:
 """
 
 
+@pytest.fixture(autouse=True)
+def project(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """A fresh copy of the project's files, and the working directory of the test."""
+    folder = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        shutil.copytree(ROOT / name, folder / name)
+    monkeypatch.chdir(folder)
+    return folder
+
+
 def dagfactory(
-    *args: str, cwd: Path = ROOT, **options: object
+    *args: str, cwd: Path | None = None, **options: object
 ) -> subprocess.CompletedProcess[str]:
-    """Run the command as a user does: a subprocess with text output and its exit code."""
+    """Run the command as a user does: a subprocess with text output and its exit code.
+
+    It runs in ``cwd``, by default the test's working directory (its project copy).
+    """
     return subprocess.run(
         [sys.executable, "-m", "dagfactory", *args],
         cwd=cwd,
@@ -61,3 +85,22 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+def compile_yaml(
+    text: str, name: str = "c.yaml", templates: Path | None = None
+) -> Compiled | list[str]:
+    """A config text through the one compile path: the result, or every problem as printed."""
+    result = compile_text(textwrap.dedent(text), name, templates)
+    if isinstance(result, list):
+        return [str(problem) for problem in result]
+    return result
+
+
+def compiled(
+    text: str, name: str = "c.yaml", templates: Path | None = None
+) -> Compiled:
+    """A config text that must compile: what it compiles to."""
+    result = compile_yaml(text, name, templates)
+    assert not isinstance(result, list), result
+    return result

@@ -7,11 +7,8 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
-from dagfactory.loader import load_file
-from dagfactory.model import build_pipeline
-from dagfactory.render import render_pipeline
-from dagfactory.runner import run_dag
+from conftest import ROOT, compiled
+from dagfactory.tools.run import run_dag
 
 pytestmark = pytest.mark.airflow
 
@@ -99,9 +96,7 @@ def min_loss_variant(tmp_path, dag_id: str, *replacements: tuple[str, str]):
     config_path.write_text(config)
     dags = tmp_path / "dags"
     shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
-    (dags / f"{dag_id}.py").write_text(
-        render_pipeline(build_pipeline(load_file(config_path)))
-    )
+    (dags / f"{dag_id}.py").write_text(compiled(config, str(config_path)).content)
     return dags
 
 

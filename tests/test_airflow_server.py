@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from dagfactory.runner import airflow_env
+from dagfactory.tools.airflow import airflow_env
 
 pytestmark = pytest.mark.airflow
 

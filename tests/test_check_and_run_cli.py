@@ -9,7 +9,7 @@ import shutil
 import pytest
 from test_cli import dagfactory
 
-from conftest import ROOT
+from conftest import ROOT, VALID
 
 pytestmark = pytest.mark.airflow
 
@@ -152,3 +152,40 @@ def test_run_shows_the_map_index_of_a_mapped_trainer():
     assert mapped == list(range(8))  # one value per seed, each with its map index
     chooser_rows = [line.split() for line in table[1:] if " pick_seed " in line]
     assert chooser_rows and all(row[-3] == "mapped_seeds" for row in chooser_rows)
+
+
+def test_check_findings_are_problems_in_every_format(tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "broken.py").write_text(BROKEN)
+    shutil.copy(ROOT / "generated_dags" / "bash_trainers.py", dags)
+    as_json = dagfactory("check", str(dags), "--format", "json")
+    assert as_json.returncode == 1
+    (problem,) = json.loads(as_json.stdout)
+    assert (problem["file"], problem["message"]) == (
+        str(dags / "broken.py"),
+        "import error",
+    )
+    assert "KeyError: 'missing'" in problem["detail"]
+    assert f"ok     {dags / 'bash_trainers.py'}" in as_json.stderr
+    assert "checked 2 files: 1 DAGs loaded, 1 import error" in as_json.stderr
+    as_github = dagfactory("check", str(dags), "--format", "github")
+    annotations = [
+        line for line in as_github.stdout.splitlines() if line.startswith("::")
+    ]
+    assert annotations and annotations[0].startswith(
+        f"::error file={dags / 'broken.py'},title=dagfactory::import error%0A"
+    )
+
+
+def test_a_failed_run_is_a_problem_with_the_log_as_its_detail(tmp_path):
+    config = tmp_path / "failing.yaml"
+    config.write_text(VALID.replace("echo hello", "echo no data; exit 3"))
+    result = dagfactory(
+        "run", str(config), "--out", str(tmp_path / "out"), "--format", "json"
+    )
+    assert result.returncode == 1
+    (problem,) = json.loads(result.stdout)  # stdout holds the JSON document alone
+    assert problem["message"] == "DAG run of demo ended in state failed"
+    assert "no data" in problem["detail"]
+    assert "running demo on an embedded Airflow" in result.stderr

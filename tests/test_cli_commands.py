@@ -19,7 +19,9 @@ XCOM_PICTURE = ROOT / "docs" / "xcom_dag.svg"
 BAD = VALID.replace("task_id: fetch", "task_id: 'fetch it'")  # line 5, column 12
 
 
-def on_terminal(*args: str, cwd: Path = ROOT, **env: str) -> tuple[int, str, str]:
+def on_terminal(
+    *args: str, cwd: Path | None = None, **env: str
+) -> tuple[int, str, str]:
     """Run dagfactory with stderr on a pseudo-terminal; return exit code, stdout and what the terminal showed."""
     leader, follower = pty.openpty()
     shown = bytearray()
@@ -188,7 +190,7 @@ def test_init_writes_a_starter_that_validates_and_renders(tmp_path):
 
 def test_init_in_this_repository_points_at_the_schema_by_relative_path(tmp_path):
     config = tmp_path / "pipelines" / "probe.yaml"
-    assert dagfactory("init", "probe", "-o", str(config)).returncode == 0
+    assert dagfactory("init", "probe", "-o", str(config), cwd=ROOT).returncode == 0
     first = config.read_text().splitlines()[0]
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix + "../")
@@ -423,7 +425,6 @@ def test_commands_that_need_airflow_say_how_to_install_it(command):
     )
     result = subprocess.run(
         [sys.executable, "-c", hide_airflow],
-        cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
@@ -445,11 +446,13 @@ def test_commands_that_need_airflow_say_how_to_install_it(command):
 )
 def test_the_config_named_in_a_header_reads_back_exactly(tmp_path, source):
     """Stale detection reads the header's config path back without evaluating anything."""
-    from dagfactory.render import GENERATED_MARKER, python_literal
-    from dagfactory.writer import recorded_source
+    from dagfactory.compile.header import GENERATED_MARKER, header, recorded_source
+    from dagfactory.compile.literals import python_literal
 
-    generated = tmp_path / "dag.py"
-    generated.write_text(
+    written = header(source)
+    assert written.startswith(
         f"{GENERATED_MARKER} from {python_literal(source)}. Do not edit:\n"
     )
+    generated = tmp_path / "dag.py"
+    generated.write_text(written + "\n")
     assert recorded_source(generated) == source

@@ -11,23 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VALID
-from dagfactory.errors import ConfigError
-from dagfactory.loader import load_text
-from dagfactory.model import build_pipeline, matrix_task_ids
-from dagfactory.pipeline import ConfigFile, compile_configs, discover, load_config
-from dagfactory.render import TemplateError, render_pipeline
-from dagfactory.validate import validate
+from conftest import ROOT, VALID, compile_yaml, compiled
+from dagfactory.build import compile_batch
+from dagfactory.compile.load import load_config, load_text
+from dagfactory.compile.render import render_pipeline
+from dagfactory.compile.vocabulary import matrix_task_ids
+from dagfactory.configs import discover
+from dagfactory.problems import ConfigError, TemplateError
 
 
 def pipeline_of(text: str):
-    doc = load_text(textwrap.dedent(text), "c.yaml")
-    assert [str(e) for e in validate(doc)] == []
-    return build_pipeline(doc)
+    return compiled(textwrap.dedent(text)).pipeline
 
 
 def problems(text: str) -> list[str]:
-    return [str(e) for e in validate(load_text(textwrap.dedent(text), "c.yaml"))]
+    result = compile_yaml(textwrap.dedent(text))
+    return result if isinstance(result, list) else []
 
 
 def with_trainers(trainers: str, chooser: str = "chooser:\n  task_id: choose\n") -> str:
@@ -61,8 +60,8 @@ def test_defaults_merge_from_the_root_down(tmp_path):
     )
     configs = discover([tmp_path])
     assert [c.path for c in configs] == [config]  # defaults files are not configs
-    batch = compile_configs(configs)
-    assert batch.errors == []
+    batch = compile_batch(configs)
+    assert batch.problems == []
     dag = batch.pipelines[0].dag
     assert dag.tags == ("mine",)  # the config wins, lists are replaced
     assert dag.default_args == {
@@ -77,8 +76,8 @@ def test_errors_point_into_the_defaults_file(tmp_path):
         tmp_path / "defaults.yaml", "dag:\n  default_args:\n    retries: many\n"
     )
     write(tmp_path / "demo.yaml", VALID)
-    batch = compile_configs(discover([tmp_path]))
-    assert [str(e) for e in batch.errors] == [
+    batch = compile_batch(discover([tmp_path]))
+    assert [str(e) for e in batch.problems] == [
         f"{defaults.as_posix()}:3:14: error: dag.default_args.retries: expected a whole number, got the text 'many'"
     ]
 
@@ -86,7 +85,8 @@ def test_errors_point_into_the_defaults_file(tmp_path):
 def test_defaults_above_the_root_are_ignored(tmp_path):
     write(tmp_path / "defaults.yaml", "dag:\n  default_args: {owner: outside}\n")
     config = write(tmp_path / "inner" / "demo.yaml", VALID)
-    doc = load_config(ConfigFile(config, config.parent))
+    (source,) = discover([config])
+    doc = load_config(source.path, source.name, source.defaults)
     assert "default_args" not in doc.data["dag"]
 
 
@@ -114,7 +114,7 @@ def test_unset_env_value_is_an_error(monkeypatch):
     monkeypatch.delenv("DF_TEST_MISSING", raising=False)
     with pytest.raises(ConfigError) as caught:
         load_text("a:\n  b: !env ${DF_TEST_MISSING}\n", "c.yaml")
-    assert str(caught.value.errors[0]) == (
+    assert str(caught.value.problems[0]) == (
         "c.yaml:2:6: error: a.b: the environment variable DF_TEST_MISSING is not set;"
         " set it, or give a fallback: ${DF_TEST_MISSING:-default}"
     )
@@ -287,7 +287,7 @@ def test_mapped_trainers_render_partial_expand_and_share_settings():
           retries: 1
           matrix: {seed: [1, 2, 3]}
         """)
-    source = render_pipeline(pipeline_of(text))
+    source = compiled(textwrap.dedent(text)).content
     calls = [
         node.func.attr
         for node in ast.walk(ast.parse(source))
@@ -347,7 +347,7 @@ def test_schedules(schedule, rendered):
         "  start_date: 2024-01-01\n",
         f"  start_date: 2024-01-01\n  schedule: {schedule}\n",
     )
-    assert rendered in render_pipeline(pipeline_of(text))
+    assert rendered in compiled(textwrap.dedent(text)).content
 
 
 @pytest.mark.parametrize(
@@ -401,7 +401,7 @@ def test_several_downloads_all_run_before_the_trainers():
         "download:\n  task_id: fetch\n  bash_command: echo hello\n",
         "download:\n  - {task_id: fetch_a, bash_command: echo a}\n  - {task_id: fetch_b, python_callable: pkg.io:fetch}\n",
     )
-    source = render_pipeline(pipeline_of(text))
+    source = compiled(textwrap.dedent(text)).content
     assert "    download = [\n        BashOperator(" in source
     assert "\n    download >> trainers >> chooser\n" in source
 

@@ -13,12 +13,10 @@ from collections import Counter
 import yaml
 
 from conftest import ROOT, VALID
-from dagfactory import loader
-from dagfactory.errors import ConfigError
-from dagfactory.loader import load_bytes
-from dagfactory.model import build_pipeline
-from dagfactory.render import render_pipeline
-from dagfactory.validate import validate
+from dagfactory.compile import compile_document
+from dagfactory.compile import load as loader
+from dagfactory.compile.load import load_bytes
+from dagfactory.problems import ConfigError
 
 SEED = 20240101
 MUTANTS_PER_SEED = 800
@@ -208,17 +206,16 @@ def outcome(raw: bytes) -> str:
     try:
         doc = load_bytes(raw, "fuzz.yaml")
     except ConfigError as exc:
-        assert exc.errors and all(
-            str(error).startswith("fuzz.yaml:") for error in exc.errors
+        assert exc.problems and all(
+            str(error).startswith("fuzz.yaml:") for error in exc.problems
         )
-        assert all("\n" not in str(error) for error in exc.errors)
+        assert all("\n" not in str(error) for error in exc.problems)
         return "rejected by the loader"
-    problems = validate(doc)
-    if problems:
-        assert all("\n" not in str(error) for error in problems)
+    result = compile_document(doc)
+    if isinstance(result, list):
+        assert all("\n" not in str(error) for error in result)
         return "rejected by the validator"
-    source = render_pipeline(build_pipeline(doc))
-    compile(source, "fuzz.py", "exec")
+    compile(result.content, "fuzz.py", "exec")
     return "rendered"
 
 
@@ -243,7 +240,7 @@ def _loaded(load, text: str) -> object:
     try:
         return load(text, "fuzz.yaml").data
     except ConfigError as exc:
-        return [str(error) for error in exc.errors]
+        return [str(error) for error in exc.problems]
 
 
 def test_libyaml_and_pure_python_parsers_agree():

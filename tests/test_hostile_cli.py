@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VALID, dagfactory
-from dagfactory.loader import MAX_BYTES, MAX_DEPTH
-from dagfactory.pipeline import compile_configs, discover, render_outputs
-from dagfactory.render import GENERATED_MARKER
+from conftest import VALID, dagfactory
+from dagfactory.build import compile_batch
+from dagfactory.compile.header import GENERATED_MARKER
+from dagfactory.compile.load import MAX_BYTES, MAX_DEPTH
+from dagfactory.configs import discover
+from dagfactory.output.plan import plan_render
 
 MEMORY_LIMIT = 1024**3  # bytes of address space a run may use
 TIME_LIMIT = 60  # seconds; a bound on the attack, not a benchmark
@@ -233,8 +235,9 @@ def test_files_beside_the_outputs_are_never_touched(tmp_path):
 # -- concurrent renders ----------------------------------------------------------------
 
 
-def test_two_concurrent_renders_leave_every_file_whole(tmp_path):
+def test_two_concurrent_renders_leave_every_file_whole(tmp_path, monkeypatch):
     """Two renders race over 60 configs, creating then updating: every file is whole."""
+    monkeypatch.chdir(tmp_path)
     configs = tmp_path / "configs"
     configs.mkdir()
     out = tmp_path / "out"
@@ -247,18 +250,16 @@ def test_two_concurrent_renders_leave_every_file_whole(tmp_path):
             )
             (configs / f"c{index:02d}.yaml").write_text(text)
         runs = [
-            subprocess.Popen(
-                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-            )
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             for _ in range(2)
         ]
         for run in runs:
             _, stderr = run.communicate(timeout=TIME_LIMIT)
             assert run.returncode == 0, stderr.decode()
-        batch = compile_configs(discover([configs]))
+        batch = compile_batch(discover([configs]))
         expected = {
             output.path.name: output.content
-            for output in render_outputs(batch, out.parent / "expected")
+            for output in plan_render(batch.rendered, out.parent / "expected").changes
         }
         assert sorted(path.name for path in out.iterdir()) == sorted(expected)
         for name, content in expected.items():

@@ -3,8 +3,8 @@
 Hypothesis drives arbitrary text (quotes, triple quotes, backslashes, line breaks, NUL
 and other control characters, unicode line separators, lone surrogates, Jinja and
 Python syntax) into every field that takes free text, through the real path:
-a dict, ``yaml.safe_dump``, ``load_text``, ``validate``, ``build_pipeline``,
-``render_pipeline``. A config is either refused with located errors, or renders to a
+a dict, ``yaml.safe_dump``, then dagfactory's one compile path (load, validate,
+spec, render). A config is either refused with located errors, or renders to a
 module with exactly the template's statements whose literals equal the input; in
 Airflow, the DAG and its tasks carry the input exactly.
 """
@@ -25,11 +25,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import dagfactory
-from dagfactory.errors import ConfigError
-from dagfactory.loader import load_text
-from dagfactory.model import build_pipeline
-from dagfactory.render import render_pipeline
-from dagfactory.validate import validate
+from conftest import compile_yaml, compiled
 
 FRAGMENTS = [
     '"',
@@ -233,14 +229,8 @@ def skeleton(tree: ast.AST) -> str:
 
 def render_yaml(text: str) -> str | list[str]:
     """Through the real path: the generated source, or every error as printed."""
-    try:
-        doc = load_text(text, "f.yaml")
-    except ConfigError as exc:
-        return [str(error) for error in exc.errors]
-    problems = validate(doc)
-    if problems:
-        return [str(error) for error in problems]
-    return render_pipeline(build_pipeline(doc))
+    result = compile_yaml(text, "f.yaml")
+    return result if isinstance(result, list) else result.content
 
 
 def dump(config: dict[str, Any], allow_unicode: bool) -> tuple[str, dict[str, Any]]:
@@ -458,14 +448,16 @@ def test_no_code_path_evaluates_user_text():
                 ]
     assert found == []
     # YAML is read by SafeLoader only
-    assert "yaml.SafeLoader(text)" in (PACKAGE / "loader.py").read_text("utf-8")
+    assert "yaml.SafeLoader(text)" in (PACKAGE / "compile" / "load.py").read_text(
+        "utf-8"
+    )
 
 
-# Names the template prints itself: the marker, indentation, the helper a task runs,
-# and operator/Param argument names from fixed lists in dagfactory.model. (At render
-# time Jinja's finalize refuses any config value printed without `py` anyway.)
-TEMPLATE_OWN_NAMES = {"marker", "pad", "runner", "name", "keyword"}
-TEMPLATE_MACROS = re.compile(r"(operator|call_step)\(")
+# Names the template prints itself: the header, the helper a task runs, and
+# operator/Param argument names from fixed lists in dagfactory.compile.vocabulary.
+# (At render time Jinja's finalize refuses any config value printed without `py`.)
+TEMPLATE_OWN_NAMES = {"header", "step.runner", "name", "keyword"}
+TEMPLATE_MACROS = re.compile(r"operator\([\w.\[\]]*\) \| continued$")
 
 
 def test_every_template_expression_goes_through_the_literal_filter():
@@ -478,15 +470,15 @@ def test_every_template_expression_goes_through_the_literal_filter():
         assert (
             expression in TEMPLATE_OWN_NAMES
             or TEMPLATE_MACROS.match(expression)
-            or re.search(r"\|\s*py(\([^()]*\))?$", expression)
+            or re.search(r"\|\s*py$", expression)
         ), expression
 
 
 def test_a_hostile_config_file_name_stays_in_its_comment():
     """The config's name is written into the header comment; it cannot end that line."""
     config = yaml.safe_dump(make_config(**{**NASTY, "queue": "q"}))
-    baseline = render_pipeline(build_pipeline(load_text(config, "configs/plain.yaml")))
+    baseline = compiled(config, "configs/plain.yaml").content
     for name in ['x\nimport os\n".yaml', "x\r\u2028\u2029\x85\x0b\x0c#.yaml", "\\"]:
-        source = render_pipeline(build_pipeline(load_text(config, name)))
+        source = compiled(config, name).content
         assert skeleton(ast.parse(source)) == skeleton(ast.parse(baseline))
         assert source.splitlines()[1:] == baseline.splitlines()[1:]

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import VALID
-from dagfactory import loader
-from dagfactory.errors import ConfigError
-from dagfactory.loader import MAX_BYTES, Mark, load_bytes, load_text
+from dagfactory.compile import load as loader
+from dagfactory.compile.load import MAX_BYTES, Mark, load_bytes, load_text
+from dagfactory.problems import ConfigError
 
 
 def errors_of(text: str | bytes) -> list[str]:
@@ -21,7 +21,7 @@ def errors_of(text: str | bytes) -> list[str]:
             load_bytes(text, "f.yaml")
         else:
             load_text(text, "f.yaml")
-    return [str(error) for error in caught.value.errors]
+    return [str(error) for error in caught.value.problems]
 
 
 def test_values_and_marks():
@@ -223,8 +223,8 @@ def test_libyaml_composes_only_texts_too_shallow_to_crash_it():
     code = textwrap.dedent(
         """
         import threading
-        from dagfactory import loader
-        from dagfactory.errors import ConfigError
+        from dagfactory.compile import load as loader
+        from dagfactory.problems import ConfigError
 
         n = loader.MAX_C_NESTING
         texts = [
@@ -241,7 +241,7 @@ def test_libyaml_composes_only_texts_too_shallow_to_crash_it():
                 try:
                     loader.load_text(text, "f.yaml")
                 except ConfigError as exc:
-                    messages.append(exc.errors[0].message)
+                    messages.append(exc.problems[0].message)
 
         threading.stack_size(128 * 1024)
         thread = threading.Thread(target=load_all)

@@ -9,8 +9,10 @@ import pytest
 from test_cli import dagfactory
 
 from conftest import VALID
-from dagfactory.cache import CACHE_FILE, RenderCache
-from dagfactory.pipeline import compile_configs, discover, render_outputs
+from dagfactory.build import compile_batch
+from dagfactory.configs import discover
+from dagfactory.output.cache import CACHE_FILE, RenderCache
+from dagfactory.output.plan import Action, plan_render
 
 
 def configs(folder: Path, count: int, *, broken: bool = False) -> list[Path]:
@@ -29,26 +31,26 @@ def configs(folder: Path, count: int, *, broken: bool = False) -> list[Path]:
 
 
 def outcome(batch) -> tuple[list, list]:
-    return [(c.source, c.dag_id, c.content) for c in batch.compiled], batch.errors
+    return [(c.source, c.dag_id, c.content) for c in batch.rendered], batch.problems
 
 
 def test_one_and_two_jobs_give_the_same_outputs_in_the_same_order(tmp_path):
     paths = configs(tmp_path / "configs", 30)
-    one, two = compile_configs(paths, jobs=1), compile_configs(paths, jobs=2)
+    one, two = compile_batch(paths, jobs=1), compile_batch(paths, jobs=2)
     assert outcome(one) == outcome(two)
-    assert [c.dag_id for c in two.compiled] == [f"demo_{i:03d}" for i in range(30)]
-    assert not two.errors
+    assert [c.dag_id for c in two.rendered] == [f"demo_{i:03d}" for i in range(30)]
+    assert not two.problems
 
 
 def test_one_and_two_jobs_report_the_same_errors_in_the_same_order(tmp_path):
     paths = configs(tmp_path / "configs", 40, broken=True)
-    one, two = compile_configs(paths, jobs=1), compile_configs(paths, jobs=2)
-    assert one.errors == two.errors
-    assert not one.compiled and not two.compiled
-    kinds = {error.message.split(":")[0].split(" ")[0] for error in two.errors}
+    one, two = compile_batch(paths, jobs=1), compile_batch(paths, jobs=2)
+    assert one.problems == two.problems
+    assert not one.rendered and not two.rendered
+    kinds = {error.message.split(":")[0].split(" ")[0] for error in two.problems}
     assert {"unknown", "invalid", "the"} <= kinds
-    assert [error.file for error in two.errors] == sorted(
-        error.file for error in two.errors
+    assert [error.file for error in two.problems] == sorted(
+        error.file for error in two.problems
     )
 
 
@@ -83,36 +85,48 @@ def test_jobs_must_be_a_positive_number(tmp_path):
 def test_cached_configs_are_not_compiled_but_still_checked(tmp_path):
     paths = configs(tmp_path / "configs", 3)
     cache = RenderCache.from_file(tmp_path / "cache.json")
-    first = compile_configs(paths, jobs=1, cache=cache)
+    first = compile_batch(paths, jobs=1, cache=cache)
     cache.save()
     cache = RenderCache.from_file(tmp_path / "cache.json")
-    second = compile_configs(paths, jobs=1, cache=cache)
-    assert [c.pipeline for c in second.compiled] == [None, None, None]
-    assert [(c.dag_id, c.digest) for c in second.compiled] == [
-        (c.dag_id, c.digest) for c in first.compiled
+    second = compile_batch(paths, jobs=1, cache=cache)
+    assert [c.pipeline for c in second.rendered] == [None, None, None]
+    assert [(c.dag_id, c.digest) for c in second.rendered] == [
+        (c.dag_id, c.digest) for c in first.rendered
     ]
     # A config that now claims a cached config's DAG id is reported as without a cache.
     clash = tmp_path / "configs" / "c999.yaml"
     clash.write_text(VALID.replace("dag_id: demo", "dag_id: DEMO_001"), "utf-8")
     paths = discover([tmp_path / "configs"])
-    assert compile_configs(paths, cache=cache).errors == compile_configs(paths).errors
+    assert compile_batch(paths, cache=cache).problems == compile_batch(paths).problems
 
 
-def test_a_cached_config_whose_file_differs_is_rendered_again(tmp_path):
+def test_a_cached_config_whose_file_differs_is_compiled_again_and_only_once(tmp_path):
     paths = configs(tmp_path / "configs", 2)
     out = tmp_path / "out"
     cache = RenderCache.from_file(tmp_path / "cache.json")
-    fresh = render_outputs(compile_configs(paths, cache=cache), out)
+    fresh = plan_render(
+        compile_batch(paths, cache=cache, out_dir=out).rendered, out
+    ).changes
     cache.save()
-    for output in fresh:
-        output.path.parent.mkdir(exist_ok=True)
-        output.path.write_text(output.content, "utf-8")
-    cached = compile_configs(
-        paths, cache=RenderCache.from_file(tmp_path / "cache.json")
-    )
-    assert render_outputs(cached, out) == []  # both files are as they should be
+    for planned in fresh:
+        planned.path.parent.mkdir(exist_ok=True)
+        planned.path.write_text(planned.content, "utf-8")
+
+    def cached():
+        cache = RenderCache.from_file(tmp_path / "cache.json")
+        return compile_batch(paths, cache=cache, out_dir=out)
+
+    batch = cached()
+    assert [unit.content for unit in batch.rendered] == [None, None]  # not compiled
+    assert (
+        plan_render(batch.rendered, out).changes == []
+    )  # both files are as they should be
     fresh[1].path.write_text(fresh[1].content + "# edited\n", "utf-8")
-    assert render_outputs(cached, out) == [fresh[1]]
+    batch = cached()
+    assert [unit.content is None for unit in batch.rendered] == [True, False]
+    assert [
+        (p.path, p.action, p.content) for p in plan_render(batch.rendered, out).changes
+    ] == [(fresh[1].path, Action.UPDATE, fresh[1].content)]
 
 
 def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
@@ -132,25 +146,31 @@ def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
     )
 
 
-def test_the_cache_knows_defaults_files_and_never_caches_environment_values(
+def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read(
     tmp_path, monkeypatch
 ):
     folder = tmp_path / "configs"
     paths = configs(folder, 1)
     (folder / "defaults.yaml").write_text("dag:\n  default_args: {owner: a}\n")
     cache = RenderCache.from_file(tmp_path / "cache.json")
-    first = compile_configs(paths, cache=cache)
+    first = compile_batch(paths, cache=cache)
     cache.save()
     (folder / "defaults.yaml").write_text("dag:\n  default_args: {owner: b}\n")
     cache = RenderCache.from_file(tmp_path / "cache.json")
-    second = compile_configs(paths, cache=cache)
-    assert second.compiled[0].pipeline is not None  # compiled again, not from the cache
-    assert second.compiled[0].digest != first.compiled[0].digest
+    second = compile_batch(paths, cache=cache)
+    assert second.rendered[0].pipeline is not None  # compiled again, not from the cache
+    assert second.rendered[0].digest != first.rendered[0].digest
     (folder / "c000.yaml").write_text(
         VALID.replace("echo hello", "!env 'echo ${DF_TEST_GREETING:-hi}'"), "utf-8"
     )
     for greeting in ("hello", "bonjour"):
         monkeypatch.setenv("DF_TEST_GREETING", greeting)
-        batch = compile_configs(paths, cache=cache)
+        batch = compile_batch(paths, cache=cache)
         cache.save()
-        assert f'bash_command="echo {greeting}"' in batch.compiled[0].content
+        assert f'bash_command="echo {greeting}"' in batch.rendered[0].content
+    # The same value again: the cache answers, and its file holds no value read.
+    assert compile_batch(paths, cache=cache).rendered[0].content is None
+    assert "bonjour" not in (tmp_path / "cache.json").read_text()
+    monkeypatch.delenv("DF_TEST_GREETING")
+    unset = compile_batch(paths, cache=cache).rendered[0]
+    assert unset.content is not None and 'bash_command="echo hi"' in unset.content

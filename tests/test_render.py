@@ -12,15 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import ROOT, VALID
-from dagfactory.loader import load_text
-from dagfactory.model import build_pipeline, parse_duration
-from dagfactory.render import GENERATED_MARKER, python_literal, render_pipeline
-from dagfactory.validate import validate
+from conftest import ROOT, VALID, compiled
+from dagfactory.compile import compile_text
+from dagfactory.compile.header import GENERATED_MARKER
+from dagfactory.compile.literals import python_literal
+from dagfactory.compile.vocabulary import parse_duration
 
 
 def render(text: str, name: str = "configs/demo.yaml") -> str:
-    return render_pipeline(build_pipeline(load_text(text, name)))
+    return compiled(text, name).content
 
 
 NASTY_TEXT = [
@@ -192,15 +192,14 @@ def test_every_combination_of_helpers_is_ruff_clean(tmp_path):
             f"trainers:\n  group_id: train\n{trainers[kind]}"
             f"chooser:\n  task_id: choose\n{metrics[metric]}{afters[after]}"
         )
-        doc = load_text(config, "c.yaml")
-        problems = validate(doc)
+        result = compile_text(config, "c.yaml")
         if kind in ("bash", "mixed") and metric:
             # bash trainers push text: no metric in it, ever
-            assert [e.spec_path for e in problems] == [("chooser", "metric")]
+            assert [e.spec_path for e in result] == [("chooser", "metric")]
             continue
-        assert problems == []
+        assert not isinstance(result, list), result
         name = "_".join((kind, download, after, metric, callback))
-        (tmp_path / f"{name}.py").write_text(render_pipeline(build_pipeline(doc)))
+        (tmp_path / f"{name}.py").write_text(result.content)
         rendered += 1
     assert rendered == 72  # 96 less the 24 with bash or mixed trainers and a metric
     assert_ruff_clean(tmp_path)

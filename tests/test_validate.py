@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 
 from conftest import VALID
-from dagfactory.loader import load_text
-from dagfactory.validate import spec_schema, validate
+from dagfactory.compile.load import load_text
+from dagfactory.compile.validate import spec_schema, validate
 
 
 def problems(text: str) -> list[str]:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from dagfactory import writer
-from dagfactory.writer import write_atomic
+from dagfactory.output import writer
+from dagfactory.output.writer import write_atomic
 
 
 def disk_full(*args, **kwargs):

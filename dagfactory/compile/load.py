@@ -1,4 +1,10 @@
-"""Load one YAML config safely into plain data, remembering where every value came from.
+"""Load one config safely into a :class:`Document`: plain data that remembers where every value came from.
+
+The first stage of compiling (then :mod:`.validate`, :mod:`.spec`, :mod:`.render`), and
+the only one that reads anything: the config, the ``defaults.yaml`` files merged under
+it, the environment variables its ``!env`` values name, the ``doc_md_file`` it points
+at. Each outside input is recorded on the document (:class:`Inputs`), so that the
+stages after it read nothing and the render cache knows what an output depends on.
 
 Only YAML's standard types are accepted (no Python tags), timestamps stay the text
 the user wrote, duplicate keys and non-string keys are errors, and alias expansion,
@@ -9,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +26,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from dagfactory.errors import ConfigError, SpecError, SpecPath
-from dagfactory.text import UserText
+from dagfactory.compile.text import UserText
+from dagfactory.problems import ConfigError, Problem, SpecPath
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000
@@ -87,15 +93,30 @@ class Mark:
     file: str | None = None
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a config used from outside its files: environment variables and a Markdown file.
+
+    ``env`` maps each variable an ``!env`` value named to what it held (None: unset);
+    ``doc_md`` is the text of the file ``doc_md_file`` when the config names one it may
+    read.
+    """
+
+    env: dict[str, str | None] = field(default_factory=dict)
+    doc_md_file: Path | None = None
+    doc_md: str | None = None
+
+
 @dataclass
 class Document:
-    """A loaded config: plain data plus the source position of every value and key."""
+    """A loaded config: plain data, the source position of every value and key, its inputs."""
 
     name: str
     data: dict[str, Any]
     marks: dict[SpecPath, Mark] = field(default_factory=dict)
     key_marks: dict[SpecPath, Mark] = field(default_factory=dict)
     plain_text: dict[SpecPath, str] = field(default_factory=dict)
+    inputs: Inputs = field(default_factory=Inputs)
 
     def locate(self, path: SpecPath, *, key: bool = False) -> Mark:
         """Where ``path`` is written (its key if ``key``), else its nearest written parent."""
@@ -105,14 +126,65 @@ class Document:
             path = path[:-1]
         return self.marks.get(path, Mark(1, 1))
 
-    def error(self, path: SpecPath, message: str, *, key: bool = False) -> SpecError:
+    def error(self, path: SpecPath, message: str, *, key: bool = False) -> Problem:
         mark = self.locate(path, key=key)
-        return SpecError(mark.file or self.name, mark.line, mark.column, path, message)
+        return Problem(mark.file or self.name, mark.line, mark.column, path, message)
 
     def where(self, path: SpecPath) -> str:
         """``line N``, or ``FILE line N`` when ``path`` was set in another file."""
         mark = self.locate(path)
         return f"{mark.file} line {mark.line}" if mark.file else f"line {mark.line}"
+
+
+def load_config(
+    path: Path, name: str, defaults: Sequence[tuple[Path, str]] = ()
+) -> Document:
+    """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
+
+    ``defaults`` are ``(path, name)`` pairs from the outermost folder in: the nearer a
+    defaults file, the more it wins; the config's own values win over all. Raises
+    :class:`ConfigError` with every problem found.
+    """
+    doc = load_file(path, name)
+    for defaults_path, defaults_name in reversed(defaults):
+        doc = merge_defaults(load_file(defaults_path, defaults_name), doc)
+    return _read_doc_md(doc)
+
+
+def doc_md_location(doc: Document) -> tuple[Path, bool] | None:
+    """Where ``dag.doc_md_file`` points (relative to the config's folder), and whether it may be read.
+
+    Its text is copied into the DAG, so only a file in the config's folder or below it
+    may be: never any other file the renderer can read.
+    """
+    dag = doc.data.get("dag")
+    name = dag.get("doc_md_file") if isinstance(dag, dict) else None
+    if not isinstance(name, str):
+        return None
+    folder = Path(doc.name).parent
+    path = folder / name
+    return path, path.resolve().is_relative_to(folder.resolve())
+
+
+def _read_doc_md(doc: Document) -> Document:
+    location = doc_md_location(doc)
+    if location is None or not location[1] or not location[0].is_file():
+        return doc  # validation says what is wrong with it
+    try:
+        text = location[0].read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
+        raise ConfigError(
+            [
+                doc.error(
+                    ("dag", "doc_md_file"),
+                    f"cannot read {location[0].as_posix()}: {reason}",
+                )
+            ]
+        ) from None
+    return replace(
+        doc, inputs=replace(doc.inputs, doc_md_file=location[0], doc_md=text)
+    )
 
 
 def merge_defaults(defaults: Document, doc: Document) -> Document:
@@ -137,6 +209,7 @@ def merge_defaults(defaults: Document, doc: Document) -> Document:
         carried(defaults.marks) | doc.marks,
         carried(defaults.key_marks) | doc.key_marks,
         plain_text | doc.plain_text,
+        Inputs(defaults.inputs.env | doc.inputs.env),
     )
 
 
@@ -167,7 +240,7 @@ def load_file(path: Path, name: str | None = None) -> Document:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
-            [SpecError(name, 1, 1, (), f"cannot read file: {exc.strerror}")]
+            [Problem(name, 1, 1, (), f"cannot read file: {exc.strerror}")]
         ) from None
     return load_bytes(raw, name)
 
@@ -178,7 +251,7 @@ def load_bytes(raw: bytes, name: str) -> Document:
         message = (
             f"file is {len(raw):,} bytes; configs are limited to {MAX_BYTES:,} bytes"
         )
-        raise ConfigError([SpecError(name, 1, 1, (), message)])
+        raise ConfigError([Problem(name, 1, 1, (), message)])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -187,7 +260,7 @@ def load_bytes(raw: bytes, name: str) -> Document:
         message = (
             f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; save the file as UTF-8"
         )
-        raise ConfigError([SpecError(name, line, column, (), message)]) from None
+        raise ConfigError([Problem(name, line, column, (), message)]) from None
     return load_text(text, name)
 
 
@@ -222,12 +295,12 @@ def _load_text_in_python(text: str, name: str) -> Document:
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, exc.position)
         message = f"the control character U+{exc.character:04X} is not allowed in YAML; remove it"
-        raise ConfigError([SpecError(name, line, column, (), message)]) from None
+        raise ConfigError([Problem(name, line, column, (), message)]) from None
     except RecursionError:
         message = (
             f"nesting is too deep (more than {MAX_DEPTH} levels are not supported)"
         )
-        raise ConfigError([SpecError(name, 1, 1, (), message)]) from None
+        raise ConfigError([Problem(name, 1, 1, (), message)]) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -239,20 +312,27 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document
     if root is None:
         expected = "a mapping with the keys dag, download, trainers and chooser"
         raise ConfigError(
-            [SpecError(name, 1, 1, (), f"the file is empty; expected {expected}")]
+            [Problem(name, 1, 1, (), f"the file is empty; expected {expected}")]
         )
     builder = _Builder(loader, name)
     data = builder.build(root, (), 0)
-    if not builder.errors and not isinstance(data, dict):
-        builder.errors.append(
+    if not builder.problems and not isinstance(data, dict):
+        builder.problems.append(
             builder.error(root, (), "the top level must be a mapping of keys to values")
         )
-    if builder.errors:
-        raise ConfigError(builder.errors)
-    return Document(name, data, builder.marks, builder.key_marks, builder.plain_text)
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    return Document(
+        name,
+        data,
+        builder.marks,
+        builder.key_marks,
+        builder.plain_text,
+        Inputs(env=builder.env),
+    )
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> SpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "invalid YAML"
     if exc.context:
@@ -262,7 +342,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> SpecError:
     if "expected a single document" in problem:
         problem = "found a second YAML document; a config holds exactly one (remove the '---' separator)"
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    return SpecError(name, line, column, (), f"invalid YAML: {problem}")
+    return Problem(name, line, column, (), f"invalid YAML: {problem}")
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:
@@ -281,13 +361,14 @@ class _Builder:
         self.loader = loader
         self.name = name
         self.nodes = 0
-        self.errors: list[SpecError] = []
+        self.problems: list[Problem] = []
         self.marks: dict[SpecPath, Mark] = {}
         self.key_marks: dict[SpecPath, Mark] = {}
         self.plain_text: dict[SpecPath, str] = {}
+        self.env: dict[str, str | None] = {}
 
-    def error(self, node: Node, path: SpecPath, message: str) -> SpecError:
-        return SpecError(
+    def error(self, node: Node, path: SpecPath, message: str) -> Problem:
+        return Problem(
             self.name,
             node.start_mark.line + 1,
             node.start_mark.column + 1,
@@ -331,7 +412,7 @@ class _Builder:
             )
 
     def _abort(self, node: Node, path: SpecPath, message: str) -> None:
-        self.errors.append(self.error(node, path, message))
+        self.problems.append(self.error(node, path, message))
         raise _Abort
 
     def _expect_tag(self, node: Node, path: SpecPath, tag: str) -> None:
@@ -371,7 +452,7 @@ class _Builder:
             if len(node.value) > 40:
                 shown = f"{node.value[:40] + '...'!r} ({len(node.value):,} characters)"
             message = f"{shown} is not a valid {kind}"
-            self.errors.append(self.error(node, path, message))
+            self.problems.append(self.error(node, path, message))
             return None
 
     def _substitute(self, node: ScalarNode, path: SpecPath) -> str:
@@ -379,13 +460,13 @@ class _Builder:
 
         def expand(match: re.Match[str]) -> str:
             name, fallback = match.groups()
-            value = os.environ.get(name)
+            value = self.env[name] = os.environ.get(name)
             if value or (value is not None and fallback is None):
                 return value
             if fallback is not None:
                 return fallback
             message = f"the environment variable {name} is not set; set it, or give a fallback: ${{{name}:-default}}"
-            self.errors.append(self.error(node, path, message))
+            self.problems.append(self.error(node, path, message))
             return ""
 
         return UserText(_ENV_REFERENCE.sub(expand, node.value))
@@ -415,7 +496,7 @@ class _Builder:
                 continue
             if key in seen:
                 first = seen[key].start_mark.line + 1
-                self.errors.append(
+                self.problems.append(
                     self.error(
                         key_node,
                         (*path, key),
@@ -457,7 +538,7 @@ class _Builder:
 
     def _key(self, node: Node, path: SpecPath) -> str | None:
         if not isinstance(node, ScalarNode):
-            self.errors.append(
+            self.problems.append(
                 self.error(
                     node, path, "a key must be a plain name, not a list or mapping"
                 )
@@ -468,5 +549,5 @@ class _Builder:
             return key
         kind = "null" if key is None else type(key).__name__
         message = f"the key {node.value!r} is read by YAML as {kind} {key!r}, not text; quote it: '{node.value}'"
-        self.errors.append(self.error(node, path, message))
+        self.problems.append(self.error(node, path, message))
         return None

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from dagfactory.errors import SetupError
-from dagfactory.model import Pipeline, Step
+from dagfactory.compile.spec import Pipeline, Step
+from dagfactory.output.writer import write_atomic
+from dagfactory.problems import SetupError, UsageError
 
 DETAIL_LIMIT = 48  # characters of a command or callable shown under a task id
 
@@ -270,3 +271,14 @@ def write_png(path: Path, svg: str) -> None:
         raise PngUnavailable(PNG_HINT) from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     cairosvg.svg2png(bytestring=svg.encode(), write_to=str(path), scale=2)
+
+
+def draw(pipeline: Pipeline, picture: Path) -> None:
+    """Write the picture of ``pipeline`` to ``picture``: an ``.svg`` or a ``.png`` file."""
+    suffix = picture.suffix.lower()
+    if suffix == ".svg":
+        write_atomic(picture, to_svg(pipeline))
+    elif suffix == ".png":
+        write_png(picture, to_svg(pipeline))
+    else:
+        raise UsageError(f"{picture}: the picture's name must end in .svg or .png")

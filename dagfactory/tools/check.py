@@ -1,20 +1,19 @@
 """Load a dags folder in a real Airflow DagBag and say, per file, what Airflow would say.
 
-The DagBag is filled in a child process with its own ``AIRFLOW_HOME`` (as
-:mod:`dagfactory.runner` does), so the command line never imports Airflow; the child
+The DagBag is filled in a child process with its own ``AIRFLOW_HOME`` (see
+:mod:`.airflow`), so the command line never imports Airflow; the child
 writes what it found as JSON to a file, away from Airflow's logging on stdout.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagfactory.pipeline import display_name
-from dagfactory.runner import airflow_env, python_with_airflow
+from dagfactory.configs import display_name
+from dagfactory.tools.airflow import airflow_env, python_with_airflow
 
 # Airflow records cycles and duplicate DAG ids as import errors named after the exception.
 KINDS = {
@@ -66,7 +65,7 @@ def check_folder(folder: Path) -> CheckResult:
     """What a real Airflow DagBag makes of every file in ``folder``."""
     with tempfile.TemporaryDirectory(prefix="dagfactory-check-") as home:
         result_file = Path(home, "dagbag.json")
-        probe = f"from dagfactory.check import fill_dagbag; fill_dagbag({str(folder.resolve())!r}, {str(result_file)!r})"
+        probe = f"from dagfactory.tools.check import fill_dagbag; fill_dagbag({str(folder.resolve())!r}, {str(result_file)!r})"
         child = python_with_airflow(["-c", probe], airflow_env(Path(home), folder))
         log = child.stdout + child.stderr
         if child.returncode != 0 or not result_file.exists():
@@ -85,28 +84,3 @@ def check_folder(folder: Path) -> CheckResult:
             report.detail = error.strip()
         reports.append(report)
     return CheckResult(reports, log)
-
-
-def print_check(result: CheckResult) -> None:
-    """One line per file (``ok`` and its DAG ids, or the problem), details indented, then a summary."""
-    width = max((len(report.path) for report in result.files), default=0)
-    for report in result.files:
-        if report.kind is None:
-            print(
-                f"ok     {report.path.ljust(width)}  {', '.join(report.dag_ids) or '(no DAG)'}"
-            )
-            continue
-        print(f"error  {report.path}: {report.kind}")
-        for line in report.detail.splitlines():
-            print(f"         {line}")
-    counts = {kind: 0 for kind in ("import error", "cycle", "duplicate dag id")}
-    for report in result.problems:
-        counts[report.kind] += 1
-    dags = sum(len(report.dag_ids) for report in result.files)
-    summary = ", ".join(
-        f"{count} {kind}{'s' if count != 1 else ''}" for kind, count in counts.items()
-    )
-    stream = sys.stderr if result.problems else sys.stdout
-    print(
-        f"checked {len(result.files)} files: {dags} DAGs loaded, {summary}", file=stream
-    )

@@ -2,7 +2,10 @@
 
 An entry is keyed by the SHA-256 of everything that decides a config's outcome:
 dagfactory's own code, templates and schema, the versions of Python and of the libraries
-it runs on, the config's name (it is written into the file's header) and its bytes.
+it runs on, the config's name (it is written into the file's header) and its bytes (and
+those of its defaults and template files). What the config read from outside (the
+environment variables its ``!env`` values named, its ``doc_md_file``), as the loader
+recorded it, is stored in the entry as digests and compared again on every lookup.
 Entries are made only for configs that compiled without error, so a hit means the config
 is valid; it gives the DAG id (and where it is written, for the check that DAG ids are
 unique across configs) and the SHA-256 of the file it renders to. The cache is a plain
@@ -18,13 +21,17 @@ import sys
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from dagfactory.writer import write_atomic
+from dagfactory.output.plan import digest
+from dagfactory.output.writer import write_atomic
+
+if TYPE_CHECKING:
+    from dagfactory.compile.load import Inputs
 
 CACHE_FILE = Path(".dagfactory") / "render-cache.json"
 MAX_ENTRIES = 100_000
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent
 _LIBRARIES = ("yaml", "jinja2", "jsonschema")
 
 
@@ -33,6 +40,39 @@ class CacheEntry(NamedTuple):
     dag_id_line: int
     dag_id_column: int
     digest: str
+    inputs: dict[str, dict[str, str | None]] = {}
+
+    def inputs_unchanged(self) -> bool:
+        """Whether every outside input the config read still holds what it held then."""
+        env = self.inputs.get("env", {})
+        files = self.inputs.get("files", {})
+        return all(_env_digest(name) == held for name, held in env.items()) and all(
+            _file_digest(Path(path)) == held for path, held in files.items()
+        )
+
+
+def recorded_inputs(inputs: Inputs) -> dict[str, dict[str, str | None]]:
+    """The digests of what a config read from outside, as an entry stores them."""
+    recorded: dict[str, dict[str, str | None]] = {}
+    if inputs.env:
+        recorded["env"] = {name: _env_digest(name) for name in sorted(inputs.env)}
+    if inputs.doc_md_file is not None:
+        path = inputs.doc_md_file.as_posix()
+        recorded["files"] = {path: _file_digest(inputs.doc_md_file)}
+    return recorded
+
+
+def _env_digest(name: str) -> str | None:
+    """An environment variable as a digest: the cache file never holds a secret's value."""
+    value = os.environ.get(name)
+    return None if value is None else digest(value.encode("utf-8", "surrogateescape"))
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None
 
 
 @cache
@@ -68,6 +108,8 @@ class RenderCache:
         try:
             raw = json.loads(path.read_bytes())
             entries = {key: CacheEntry(*value) for key, value in raw.items()}
+            if not all(isinstance(entry.inputs, dict) for entry in entries.values()):
+                raise ValueError("an entry of another shape")
         except (OSError, ValueError, TypeError, AttributeError):
             entries = {}
         return cls(path, entries)
@@ -81,7 +123,9 @@ class RenderCache:
         return key.hexdigest()
 
     def get(self, key: str) -> CacheEntry | None:
-        return self.entries.get(key)
+        """The entry of ``key``, if the outside inputs it recorded are unchanged."""
+        entry = self.entries.get(key)
+        return entry if entry is not None and entry.inputs_unchanged() else None
 
     def put(self, key: str, entry: CacheEntry) -> None:
         if self.entries.get(key) != entry:

@@ -1,29 +1,20 @@
 """Run a generated DAG end to end on an embedded Airflow and read back what went through XCom.
 
-Airflow runs in child processes (``python -m airflow``) with its own ``AIRFLOW_HOME``
-and a SQLite metadata database there, so nothing needs setting up by hand and this
-process never imports Airflow. XComs are read from the metadata database afterwards.
+Airflow runs in child processes (``python -m airflow``, see :mod:`.airflow`) with its
+own ``AIRFLOW_HOME`` and a SQLite metadata database there, so nothing needs setting up
+by hand and this process never imports Airflow. XComs are read from the metadata database afterwards.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagfactory.errors import SetupError
-
-INSTALL_HINT = "Airflow is not installed here: pip install 'dagfactory[airflow]'"
-
-
-class AirflowUnavailable(SetupError):
-    """Raised when a command needs Airflow and it is not installed."""
+from dagfactory.tools.airflow import airflow_env, python_with_airflow
 
 
 @dataclass(frozen=True)
@@ -51,32 +42,12 @@ class RunResult:
     def succeeded(self) -> bool:
         return self.state == "success"
 
-
-def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
-    """The environment for an embedded Airflow: own home, SQLite database, no examples."""
-    env = dict(os.environ)
-    env.update(
-        AIRFLOW_HOME=str(home.absolute()),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags_folder.absolute()),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{(home / 'airflow.db').absolute()}",
-    )
-    return env
-
-
-def python_with_airflow(
-    args: list[str], env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python ARGS`` in a child process that may import Airflow (if it is installed)."""
-    if importlib.util.find_spec("airflow") is None:
-        raise AirflowUnavailable(INSTALL_HINT)
-    return subprocess.run(
-        [sys.executable, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    def pushed(self, task_id: str, key: str) -> Any:
+        """The value ``task_id`` pushed under ``key`` (None if it pushed none)."""
+        return next(
+            (x.value for x in self.xcoms if x.task_id == task_id and x.key == key),
+            None,
+        )
 
 
 def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

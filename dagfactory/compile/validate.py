@@ -1,8 +1,9 @@
 """Check a loaded config: its shape against the JSON Schema, then what a schema cannot say.
 
-Every problem becomes a :class:`SpecError` at the line and column of the offending
+The second stage of compiling, between :mod:`.load` and :mod:`.spec`. Every problem
+becomes a :class:`~dagfactory.problems.Problem` at the line and column of the offending
 value, with the spec path and what was expected; all problems of a file are returned
-together.
+together. Reads nothing: what a config brought in from outside is on its document.
 """
 
 from __future__ import annotations
@@ -15,26 +16,27 @@ import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from dagfactory.errors import SpecError, SpecPath, format_spec_path
-from dagfactory.loader import Document, walk
-from dagfactory.model import (
+from dagfactory.compile.load import Document, doc_md_location, walk
+from dagfactory.compile.vocabulary import (
+    CALLABLE_KEYS,
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
     DEFAULT_XCOM_KEY,
+    MAX_TRAINERS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
-    doc_md_path,
     has_command,
+    matrix_size,
     parse_date,
     runs_bash,
-    trainer_specs,
+    trainer_models,
 )
+from dagfactory.problems import Problem, SpecPath, format_spec_path
 
 
 @cache
@@ -144,7 +146,7 @@ def _inline_refs(node: Any, schema: dict[str, Any], seen: tuple[str, ...] = ()) 
     return {key: _inline_refs(value, schema, seen) for key, value in node.items()}
 
 
-def validate(doc: Document) -> list[SpecError]:
+def validate(doc: Document) -> list[Problem]:
     """Every problem in ``doc``, in file order; an empty list means it can be rendered."""
     disagreements = dict(_yaml_disagreements(doc))
     errors = []
@@ -152,7 +154,7 @@ def validate(doc: Document) -> list[SpecError]:
         errors.extend(_schema_errors(doc, error, disagreements))
     errors += [doc.error(path, message) for path, message in disagreements.items()]
     errors += _semantic_errors(doc)
-    return sorted(set(errors), key=SpecError.sort_key)
+    return sorted(set(errors), key=Problem.sort_key)
 
 
 # -- YAML 1.1 surprises ---------------------------------------------------------------
@@ -256,7 +258,7 @@ def _expected(schema: dict[str, Any]) -> str:
 
 def _schema_errors(
     doc: Document, error: jsonschema.ValidationError, disagreements: dict[SpecPath, str]
-) -> Iterator[SpecError]:
+) -> Iterator[Problem]:
     path: SpecPath = tuple(error.absolute_path)
     kind, value, instance, schema = (
         error.validator,
@@ -371,7 +373,7 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _semantic_errors(doc: Document) -> Iterator[SpecError]:
+def _semantic_errors(doc: Document) -> Iterator[Problem]:
     """Checks across keys; each one skips values the schema already rejected."""
     data = doc.data
     dag, trainers, chooser = (
@@ -399,19 +401,16 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
             f"must equal trainers.xcom_key ({pushed!r}), the key the trainers push their metric under",
         )
 
-    doc_file = doc_md_path(doc)
-    if doc_file is not None and not doc_file.resolve().is_relative_to(
-        Path(doc.name).parent.resolve()
-    ):
-        # The file's text is copied into the DAG: it must not be any file the renderer can read.
+    doc_file = doc_md_location(doc)
+    if doc_file is not None and not doc_file[1]:
         yield doc.error(
             ("dag", "doc_md_file"),
             "must be a file in the config's folder or below it (no absolute path, no '..' out of it)",
         )
-    elif doc_file is not None and not doc_file.is_file():
+    elif doc_file is not None and doc.inputs.doc_md is None:
         yield doc.error(
             ("dag", "doc_md_file"),
-            f"no such file: {doc_file.as_posix()} (paths are relative to the config's folder)",
+            f"no such file: {doc_file[0].as_posix()} (paths are relative to the config's folder)",
         )
 
     for name, param in _mapping(dag.get("params")).items():
@@ -435,11 +434,7 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
                 )
 
     for path, value in walk(data):
-        if path[-1:] in {
-            ("python_callable",),
-            ("on_failure_callback",),
-            ("on_success_callback",),
-        } and isinstance(value, str):
+        if path[-1:] and path[-1] in CALLABLE_KEYS and isinstance(value, str):
             for name in value.replace(":", ".").split("."):
                 if keyword.iskeyword(name):
                     yield doc.error(
@@ -452,7 +447,7 @@ def _semantic_errors(doc: Document) -> Iterator[SpecError]:
             )
 
 
-def _date_errors(doc: Document, dag: dict[str, Any]) -> Iterator[SpecError]:
+def _date_errors(doc: Document, dag: dict[str, Any]) -> Iterator[Problem]:
     zone = dag.get("timezone")
     if isinstance(zone, str):
         try:
@@ -477,11 +472,11 @@ def _date_errors(doc: Document, dag: dict[str, Any]) -> Iterator[SpecError]:
 
 def _trainer_errors(
     doc: Document, trainers: dict[str, Any], models: list[Any], uses_bash: bool
-) -> Iterator[SpecError]:
+) -> Iterator[Problem]:
     """Every trainer needs a command; bash and mapped trainers have extra rules."""
     matrix = trainers.get("matrix")
     if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
-        size = _matrix_size(matrix)
+        size = matrix_size(matrix)
         if size > MAX_TRAINERS:
             yield doc.error(
                 ("trainers", "matrix"),
@@ -536,25 +531,16 @@ def _uses_bash(trainers: dict[str, Any], models: list[Any]) -> bool:
     )
 
 
-MAX_TRAINERS = 10_000
-
-
-def _matrix_size(matrix: dict[str, Any]) -> int:
-    return math.prod(
-        len(values) for values in matrix.values() if isinstance(values, list)
-    )
-
-
 def _trainer_models(trainers: dict[str, Any]) -> list[Any]:
     """The trainers to check: none when the section is malformed, or would generate more
     than MAX_TRAINERS (a count or matrix far too large must not exhaust the machine)."""
     count, matrix = trainers.get("count"), trainers.get("matrix")
     if isinstance(count, int) and count > MAX_TRAINERS:
         return []
-    if isinstance(matrix, dict) and _matrix_size(matrix) > MAX_TRAINERS:
+    if isinstance(matrix, dict) and matrix_size(matrix) > MAX_TRAINERS:
         return []
     try:
-        models = trainer_specs(trainers)
+        models = trainer_models(trainers)
     except (KeyError, TypeError, AttributeError, ValueError):
         return []
     return models if isinstance(models, list) else []
@@ -601,7 +587,7 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
     yield ("publish", "task_id"), _mapping(data.get("publish")).get("task_id")
 
 
-def _duplicate_ids(doc: Document, models: list[Any]) -> Iterator[SpecError]:
+def _duplicate_ids(doc: Document, models: list[Any]) -> Iterator[Problem]:
     """Task ids (and the group id) share one namespace in a DAG."""
     owners: dict[str, SpecPath] = {}
     for path, task_id in _id_claims(doc, models):

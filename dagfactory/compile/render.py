@@ -1,0 +1,102 @@
+"""Render a :class:`~.spec.Pipeline` into the source of an Airflow DAG file through Jinja templates.
+
+The last stage of compiling, after :mod:`.spec`. User values reach the generated code
+only through :mod:`.literals` (the ``py`` filter), which emits a Python literal or
+fails: user text is never pasted into code, and never rendered as a Jinja template, so
+``{{ ds }}`` reaches Airflow verbatim. The output is laid out as ``ruff format`` leaves
+it, so it is stable under that tool.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagfactory.compile.header import GENERATED_MARKER, header
+from dagfactory.compile.literals import continued, indent_continued, literal_filter
+from dagfactory.problems import TemplateError
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from dagfactory.compile.spec import Pipeline
+
+TEMPLATE = "dag.py.j2"
+
+
+def _only_template_text(value: Any) -> Any:
+    """Jinja ``finalize``: every ``{{ }}`` must print template text or a ``py`` literal.
+
+    Config values (text from YAML is :class:`UserText`; numbers, lists, dates...) that
+    reach the output without the ``py`` filter are refused, so no template, built-in or
+    a team's own, can paste config text into code.
+    """
+    if type(value) is str:
+        return value
+    import jinja2
+
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # StrictUndefined: fails naming the missing variable
+    raise TemplateError(
+        f"the config value {value!r} reached the output without the `py` filter;"
+        " write {{ value | py }}"
+    )
+
+
+def _template_position(exc: jinja2.TemplateError) -> str:
+    """``NAME (line N)`` of the template line that failed, from Jinja's traceback."""
+    name, line = getattr(exc, "name", None) or TEMPLATE, getattr(exc, "lineno", None)
+    traceback = exc.__traceback__
+    while traceback is not None:
+        filename = traceback.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            name, line = Path(filename).name, traceback.tb_lineno
+        traceback = traceback.tb_next
+    return f"{name} (line {line})" if line else name
+
+
+@cache
+def _environment(templates: Path | None) -> jinja2.Environment:
+    import jinja2  # here: commands that render nothing do not pay for it
+
+    builtin = jinja2.PackageLoader("dagfactory", "templates")
+    loaders: list[jinja2.BaseLoader] = [builtin]
+    if templates is not None:
+        # A team's folder wins; its templates may extend "builtin/dag.py.j2".
+        loaders = [
+            jinja2.FileSystemLoader(templates),
+            jinja2.PrefixLoader({"builtin": builtin}),
+            builtin,
+        ]
+    environment = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_only_template_text,
+    )
+    environment.filters["py"] = literal_filter
+    environment.filters["continued"] = continued
+    return environment
+
+
+def render_pipeline(pipeline: Pipeline, templates: Path | None = None) -> str:
+    """The complete source of the DAG file for ``pipeline``.
+
+    ``templates`` is a folder whose ``dag.py.j2`` replaces the built-in template.
+    """
+    import jinja2
+
+    try:
+        template = _environment(templates).get_template(TEMPLATE)
+        source = template.render(
+            pipeline=pipeline, header=header(pipeline.source), marker=GENERATED_MARKER
+        )
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template {_template_position(exc)}: {exc}") from None
+    if not source.startswith(GENERATED_MARKER):
+        raise TemplateError(f"template {TEMPLATE} must start with {{{{ marker }}}}")
+    return indent_continued(source)

@@ -1,0 +1,341 @@
+"""The typed spec of one pipeline: every default applied, every type final, every decision made.
+
+Built by :func:`build_spec` only from a document that :mod:`.validate` accepted, and
+the single input of :mod:`.render`: the template lays out what is decided here (which
+helper each task runs and with which arguments, which imports the file needs) and
+decides nothing itself. Reads no file: what a config brought in from outside (a
+``doc_md_file``) is already on its document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from dagfactory.compile.text import UserText
+from dagfactory.compile.vocabulary import (
+    CALLBACK_KEYS,
+    DEFAULTS,
+    DURATION_KEYS,
+    OPERATOR_SETTINGS,
+    PARAM_KEYWORDS,
+    as_text,
+    has_command,
+    is_duration_text,
+    parse_date,
+    parse_duration,
+    trainer_models,
+)
+
+if TYPE_CHECKING:
+    from dagfactory.compile.load import Document
+
+
+@dataclass(frozen=True)
+class Step:
+    """A task running a bash command, or a generated helper (``runner``) that calls user code.
+
+    ``runner_kwargs`` are the helper's keyword arguments: the ``module:function`` to
+    call, its own keyword arguments and whatever else that helper needs.
+    """
+
+    task_id: str
+    bash_command: str | None = None
+    python_callable: str | None = None
+    op_kwargs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    runner: str = "_call"
+    runner_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bash_env(self) -> dict[str, str]:
+        """A bash step's keyword arguments, as environment variables (text)."""
+        return {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+
+
+@dataclass(frozen=True)
+class Trainers:
+    """The TaskGroup of trainers, all pushing their metric under ``xcom_key``."""
+
+    group_id: str
+    xcom_key: str
+    models: tuple[Step, ...]
+    mapped_task_id: str | None = None  # set when rendered with dynamic task mapping
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Full task ids, as Airflow names tasks inside a group."""
+        return [UserText(f"{self.group_id}.{model.task_id}") for model in self.models]
+
+    @property
+    def pull_task_ids(self) -> str | list[str]:
+        """What the chooser pulls from: the one mapped task, or every trainer."""
+        if self.mapped_task_id:
+            return UserText(f"{self.group_id}.{self.mapped_task_id}")
+        return self.task_ids
+
+
+@dataclass(frozen=True)
+class Chooser:
+    """Pulls every trainer's metric, keeps the best by ``mode`` and pushes it under ``push_key``."""
+
+    task_id: str
+    xcom_key: str
+    mode: Literal["max", "min"]
+    push_key: str
+    pull_task_ids: str | list[str]
+    metric: str | None = None
+    threshold: float | None = None
+    branch_task_id: str = DEFAULTS["chooser", "branch_task_id"]
+    on_pass: Step | None = None
+    on_fail: Step | None = None
+
+    @property
+    def op_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``_choose`` (``metric`` only when trainers return mappings)."""
+        metric = {} if self.metric is None else {"metric": self.metric}
+        return {
+            "task_ids": self.pull_task_ids,
+            "xcom_key": self.xcom_key,
+            **metric,
+            "mode": self.mode,
+            "push_key": self.push_key,
+        }
+
+    @property
+    def branch_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``_branch``, which follows on_pass or on_fail."""
+        return {
+            "chooser_task_id": self.task_id,
+            "push_key": self.push_key,
+            "mode": self.mode,
+            "threshold": self.threshold,
+            "on_pass": self.on_pass.task_id if self.on_pass else None,
+            "on_fail": self.on_fail.task_id if self.on_fail else None,
+        }
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    dag_id: str
+    description: str | None
+    schedule: str | timedelta | None
+    start_date: datetime
+    catchup: bool
+    tags: tuple[str, ...]
+    default_args: dict[str, Any]
+    assets: tuple[str, ...] = ()  # the schedule, when the DAG runs on asset updates
+    end_date: datetime | None = None
+    max_active_runs: int | None = None
+    max_active_tasks: int | None = None
+    dagrun_timeout: timedelta | None = None
+    params: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # name -> Param keywords
+    doc_md: str | None = None
+    owner_links: dict[str, str] = field(default_factory=dict)
+    callbacks: dict[str, str] = field(
+        default_factory=dict
+    )  # argument name -> module:function
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One config, normalised: the single input of the renderer."""
+
+    source: str
+    dag: DagSettings
+    downloads: tuple[Step, ...]
+    trainers: Trainers
+    chooser: Chooser
+    publish: Step | None = None
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step outside the trainers group."""
+        extra = [self.chooser.on_pass, self.chooser.on_fail, self.publish]
+        return [*self.downloads, *(step for step in extra if step is not None)]
+
+    @property
+    def operators(self) -> set[str]:
+        """The operator classes the DAG file needs to import."""
+        steps = [*self.steps, *self.trainers.models]
+        used = {"PythonOperator"}
+        if any(step.bash_command is not None for step in steps):
+            used.add("BashOperator")
+        if self.chooser.threshold is not None:
+            used.add("BranchPythonOperator")
+        return used
+
+    @property
+    def python_trainers(self) -> bool:
+        """Whether any trainer calls a ``module:function`` (and so needs ``_train``)."""
+        return any(model.python_callable for model in self.trainers.models)
+
+    @property
+    def python_steps(self) -> bool:
+        """Whether a step outside the trainers group calls a ``module:function``."""
+        return any(step.python_callable for step in self.steps)
+
+    @property
+    def loads_callables(self) -> bool:
+        """Whether the file imports user code when a task runs (and so needs ``_load``)."""
+        return bool(self.python_trainers or self.python_steps or self.dag.callbacks)
+
+    @property
+    def uses_timedelta(self) -> bool:
+        values = [
+            self.dag.schedule,
+            self.dag.dagrun_timeout,
+            *self.dag.default_args.values(),
+            *(
+                value
+                for step in [*self.steps, *self.trainers.models]
+                for value in step.settings.values()
+            ),
+        ]
+        return any(isinstance(value, timedelta) for value in values)
+
+
+def build_spec(doc: Document) -> Pipeline:
+    """Normalise a validated config into a :class:`Pipeline`."""
+    data = doc.data
+    dag, trainers, chooser = data["dag"], data["trainers"], data["chooser"]
+    downloads = (
+        data["download"] if isinstance(data["download"], list) else [data["download"]]
+    )
+    xcom_key = trainers.get("xcom_key", DEFAULTS["trainers", "xcom_key"])
+    zone = dag.get("timezone")
+    group_defaults = {
+        "python_callable": trainers.get("python_callable"),
+        "bash_command": trainers.get("bash_command"),
+        "op_kwargs": trainers.get("op_kwargs", {}),
+        **{key: trainers[key] for key in OPERATOR_SETTINGS if key in trainers},
+    }
+    models = tuple(
+        _step(
+            _with_group_defaults(model, group_defaults),
+            "_train",
+            xcom_key=xcom_key,
+        )
+        for model in trainer_models(trainers)
+    )
+    group = Trainers(
+        group_id=trainers["group_id"],
+        xcom_key=xcom_key,
+        models=models,
+        mapped_task_id=(
+            trainers.get("mapped_task_id", DEFAULTS["trainers", "mapped_task_id"])
+            if trainers.get("mapped")
+            else None
+        ),
+    )
+    choose = Chooser(
+        task_id=chooser["task_id"],
+        xcom_key=chooser.get("xcom_key", xcom_key),
+        mode=chooser.get("mode", DEFAULTS["chooser", "mode"]),
+        push_key=chooser.get("push_key", DEFAULTS["chooser", "push_key"]),
+        pull_task_ids=group.pull_task_ids,
+        metric=chooser.get("metric"),
+        threshold=chooser.get("threshold"),
+        branch_task_id=chooser.get(
+            "branch_task_id", DEFAULTS["chooser", "branch_task_id"]
+        ),
+        on_pass=_step(chooser["on_pass"]) if "on_pass" in chooser else None,
+        on_fail=_step(chooser["on_fail"]) if "on_fail" in chooser else None,
+    )
+    schedule = dag.get("schedule")
+    return Pipeline(
+        source=UserText(doc.name),
+        dag=DagSettings(
+            dag_id=dag["dag_id"],
+            description=dag.get("description"),
+            schedule=None if isinstance(schedule, list) else _schedule(schedule),
+            assets=tuple(schedule) if isinstance(schedule, list) else (),
+            start_date=parse_date(dag["start_date"], zone),
+            end_date=parse_date(dag["end_date"], zone) if "end_date" in dag else None,
+            catchup=dag.get("catchup", DEFAULTS["dag", "catchup"]),
+            tags=tuple(dag.get("tags", ())),
+            default_args=_with_durations(dag.get("default_args", {})),
+            max_active_runs=dag.get("max_active_runs"),
+            max_active_tasks=dag.get("max_active_tasks"),
+            dagrun_timeout=_optional_duration(dag.get("dagrun_timeout")),
+            params={
+                name: _param(value) for name, value in dag.get("params", {}).items()
+            },
+            doc_md=_doc_md(doc),
+            owner_links=dag.get("owner_links", {}),
+            callbacks={key: dag[key] for key in CALLBACK_KEYS if key in dag},
+        ),
+        downloads=tuple(_step(step) for step in downloads),
+        trainers=group,
+        chooser=choose,
+        publish=(
+            _step(
+                data["publish"],
+                "_publish",
+                chooser_task_id=choose.task_id,
+                push_key=choose.push_key,
+            )
+            if "publish" in data
+            else None
+        ),
+    )
+
+
+def _doc_md(doc: Document) -> str | None:
+    """The DAG's documentation: the text of ``doc_md_file`` (read by the loader) or ``doc_md``."""
+    if doc.inputs.doc_md is not None:
+        return UserText(doc.inputs.doc_md)
+    return doc.data["dag"].get("doc_md")
+
+
+def _with_group_defaults(
+    model: dict[str, Any], defaults: dict[str, Any]
+) -> dict[str, Any]:
+    merged = {key: value for key, value in defaults.items() if value is not None}
+    if has_command(model):
+        merged.pop("python_callable", None)
+        merged.pop("bash_command", None)
+    merged.update(model)
+    merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
+    return merged
+
+
+def _step(data: dict[str, Any], runner: str = "_call", **extra: Any) -> Step:
+    """A step; ``runner`` is the helper a Python step runs, ``extra`` what it needs besides."""
+    ref, kwargs = data.get("python_callable"), data.get("op_kwargs", {})
+    return Step(
+        task_id=data["task_id"],
+        bash_command=data.get("bash_command"),
+        python_callable=ref,
+        op_kwargs=kwargs,
+        settings=_with_durations(
+            {key: data[key] for key in OPERATOR_SETTINGS if key in data}
+        ),
+        runner=runner,
+        runner_kwargs={"ref": ref, "kwargs": kwargs, **extra},
+    )
+
+
+def _with_durations(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: parse_duration(value) if key in DURATION_KEYS else value
+        for key, value in values.items()
+    }
+
+
+def _optional_duration(value: int | str | None) -> timedelta | None:
+    return None if value is None else parse_duration(value)
+
+
+def _schedule(value: Any) -> str | timedelta | None:
+    return parse_duration(value) if is_duration_text(value) else value
+
+
+def _param(value: Any) -> dict[str, Any]:
+    """``Param`` keywords: a mapping as written, or a plain value as its default."""
+    if not isinstance(value, dict):
+        return {"default": value}
+    return {key: value[key] for key in PARAM_KEYWORDS if key in value}

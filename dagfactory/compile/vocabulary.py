@@ -1,0 +1,165 @@
+"""The spec's vocabulary: its defaults, limits, key lists and the rules that read them.
+
+One home, imported by :mod:`.validate` (which checks a config against these rules) and
+by :mod:`.spec` (which applies them), so the two can never disagree. The JSON Schema
+states the same defaults and limits for editors; a test proves it says what this says.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dagfactory.compile.text import UserText
+
+# What a key means when a config leaves it out, by spec path.
+DEFAULTS: dict[tuple[str, str], Any] = {
+    ("dag", "catchup"): False,
+    ("trainers", "xcom_key"): "return_value",
+    ("trainers", "mapped"): False,
+    ("trainers", "task_id_pattern"): "model_{index}",
+    ("trainers", "mapped_task_id"): "train",
+    ("chooser", "mode"): "max",
+    ("chooser", "push_key"): "best_model",
+    ("chooser", "branch_task_id"): "check_threshold",
+}
+DEFAULT_XCOM_KEY = DEFAULTS["trainers", "xcom_key"]
+DEFAULT_TASK_ID_PATTERN = DEFAULTS["trainers", "task_id_pattern"]
+DEFAULT_MAPPED_TASK_ID = DEFAULTS["trainers", "mapped_task_id"]
+DEFAULT_BRANCH_TASK_ID = DEFAULTS["chooser", "branch_task_id"]
+
+# A count or matrix far larger would make a file no scheduler can load.
+MAX_TRAINERS = 10_000
+
+DURATION_KEYS = (
+    "retry_delay",
+    "max_retry_delay",
+    "execution_timeout",
+    "dagrun_timeout",
+)
+# Operator arguments a step may set, in the order they are rendered.
+OPERATOR_SETTINGS = (
+    "queue",
+    "pool",
+    "retries",
+    "retry_delay",
+    "execution_timeout",
+    "priority_weight",
+    "trigger_rule",
+)
+# Param keywords a run parameter may set (the schema allows no others).
+PARAM_KEYWORDS = (
+    "default",
+    "type",
+    "description",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+)
+CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
+# Keys whose value is a ``module:function`` a task or Airflow imports.
+CALLABLE_KEYS = ("python_callable", *CALLBACK_KEYS)
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def is_duration_text(value: Any) -> bool:
+    """Whether ``value`` is a duration such as ``5m`` (a schedule may be one)."""
+    return (
+        isinstance(value, str)
+        and value[:1].isdigit()
+        and bool(_DURATION.fullmatch(value))
+    )
+
+
+def parse_duration(value: int | str) -> timedelta:
+    """``300``, ``"30s"``, ``"5m"``, ``"1h30m"`` or ``"2d"`` as a timedelta."""
+    if isinstance(value, int):
+        return timedelta(seconds=value)
+    days, hours, minutes, seconds = (
+        int(part or 0) for part in _DURATION.fullmatch(value).groups()
+    )
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_date(value: str, zone: str | None = None) -> datetime:
+    """An ISO date or date-time as an aware datetime.
+
+    A value with an offset becomes UTC; one without is read in ``zone`` (default UTC).
+    """
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    return moment.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
+
+
+def as_text(value: Any) -> str:
+    """A keyword argument as text: for bash trainers' environment and matrix task ids."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else repr(value)
+
+
+def matrix_size(matrix: dict[str, Any]) -> int:
+    """How many trainers a matrix makes (lists only: other values are schema errors)."""
+    return math.prod(
+        len(values) for values in matrix.values() if isinstance(values, list)
+    )
+
+
+def matrix_combinations(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of the matrix lists, in the order they are written."""
+    keys = list(matrix)
+    return [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*matrix.values())
+    ]
+
+
+def matrix_task_ids(combinations: list[dict[str, Any]]) -> list[str]:
+    """Readable, unique task ids such as ``lr_0.1_depth_3`` for matrix trainers."""
+    ids: list[str] = []
+    for combination in combinations:
+        text = "_".join(f"{key}_{as_text(value)}" for key, value in combination.items())
+        base = _UNSAFE_ID_CHARS.sub("_", text)[:180]
+        task_id, suffix = base, 2
+        while task_id in ids:
+            task_id, suffix = f"{base}_{suffix}", suffix + 1
+        ids.append(UserText(task_id))
+    return ids
+
+
+def trainer_models(trainers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trainers a ``trainers`` section describes, as model mappings (listed or generated)."""
+    if "count" in trainers:
+        pattern = trainers.get("task_id_pattern", DEFAULT_TASK_ID_PATTERN)
+        return [
+            {"task_id": UserText(pattern.replace("{index}", str(index)))}
+            for index in range(1, trainers["count"] + 1)
+        ]
+    if "matrix" in trainers:
+        combinations = matrix_combinations(trainers["matrix"])
+        return [
+            {"task_id": task_id, "op_kwargs": combination}
+            for task_id, combination in zip(
+                matrix_task_ids(combinations), combinations, strict=True
+            )
+        ]
+    return trainers["models"]
+
+
+def has_command(step: dict[str, Any]) -> bool:
+    """Whether a step (or the trainers group) names its own command."""
+    return "python_callable" in step or "bash_command" in step
+
+
+def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:
+    """Whether a trainer runs a bash command: a model's own command wins over the group's."""
+    return "bash_command" in (model if has_command(model) else trainers)

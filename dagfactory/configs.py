@@ -1,0 +1,84 @@
+"""Which files a batch compiles: the configs named on the command line and their defaults files.
+
+Folders are searched recursively for ``*.yaml`` and ``*.yml``; a ``defaults.yaml`` is
+not a config but is merged under every config below it (in its folder and deeper, up
+to the folder the search started from). Nothing here reads a config: that is
+:mod:`dagfactory.compile.load`'s job.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagfactory.problems import UsageError
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+DEFAULTS_STEM = "defaults"
+
+
+def display_name(path: Path) -> str:
+    """``path`` relative to the working directory when inside it, with forward slashes."""
+    absolute = path.absolute()
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return absolute.as_posix()
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """A config to compile: its file, the name errors and headers give it, and where the
+    search for it started (its defaults files are looked for from there down)."""
+
+    path: Path
+    name: str
+    root: Path
+
+    @property
+    def defaults(self) -> tuple[tuple[Path, str], ...]:
+        """Its defaults files as ``(path, name)`` pairs, from the outermost folder in."""
+        return tuple(
+            (path, display_name(path))
+            for path in _defaults_files(self.path.parent, self.root)
+        )
+
+
+def discover(paths: list[Path]) -> list[ConfigSource]:
+    """The configs named by ``paths``: files as given, folders searched recursively."""
+    found: dict[Path, ConfigSource] = {}
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                if _is_config(candidate) and candidate not in found:
+                    found[candidate] = _source(candidate, path)
+        elif path.exists():
+            found.setdefault(path, _source(path, path.parent))
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return list(found.values())
+
+
+def _is_config(path: Path) -> bool:
+    return (
+        path.suffix in CONFIG_SUFFIXES and path.stem != DEFAULTS_STEM and path.is_file()
+    )
+
+
+def _source(path: Path, root: Path) -> ConfigSource:
+    return ConfigSource(path, display_name(path), root)
+
+
+@functools.lru_cache(maxsize=1024)
+def _defaults_files(folder: Path, root: Path) -> tuple[Path, ...]:
+    """Existing defaults files from ``root`` down to ``folder``, looked up once per folder."""
+    folder, root = folder.absolute(), root.absolute()
+    folders = [folder, *folder.parents]
+    chain = folders[: folders.index(root) + 1] if root in folders else [folder]
+    return tuple(
+        folder / f"{DEFAULTS_STEM}{suffix}"
+        for folder in reversed(chain)
+        for suffix in CONFIG_SUFFIXES
+        if (folder / f"{DEFAULTS_STEM}{suffix}").is_file()
+    )

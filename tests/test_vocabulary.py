@@ -1,0 +1,53 @@
+"""The shipped JSON Schema says what the vocabulary module says: defaults, limits, key lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagfactory.compile import vocabulary
+from dagfactory.compile.validate import spec_schema
+
+
+def _section(name: str) -> dict[str, Any]:
+    return spec_schema()["properties"][name]["properties"]
+
+
+def test_every_default_in_the_schema_is_the_vocabulary_default():
+    stated = {
+        (section, key): spec["default"]
+        for section in ("dag", "download", "trainers", "chooser", "publish")
+        for key, spec in spec_schema()["properties"][section]
+        .get("properties", {})
+        .items()
+        if "default" in spec
+    }
+    assert stated == vocabulary.DEFAULTS
+
+
+def test_the_trainer_limit_is_the_schema_maximum():
+    assert _section("trainers")["count"]["maximum"] == vocabulary.MAX_TRAINERS
+
+
+def test_operator_settings_and_param_keywords_are_the_schema_keys():
+    settings = spec_schema()["$defs"]["operator_settings"]["properties"]
+    assert tuple(settings) == vocabulary.OPERATOR_SETTINGS
+    assert set(vocabulary.OPERATOR_SETTINGS) <= set(_section("trainers"))
+    param = spec_schema()["$defs"]["param"]["properties"]
+    assert tuple(param) == vocabulary.PARAM_KEYWORDS
+
+
+def test_duration_keys_are_durations_in_the_schema():
+    durations = {
+        key
+        for key, spec in {
+            **spec_schema()["$defs"]["default_args"]["properties"],
+            **spec_schema()["$defs"]["operator_settings"]["properties"],
+            **_section("dag"),
+        }.items()
+        if spec.get("$ref") == "#/$defs/duration"
+    }
+    assert durations == set(vocabulary.DURATION_KEYS)
+
+
+def test_callbacks_are_dag_keys():
+    assert set(vocabulary.CALLBACK_KEYS) <= set(_section("dag"))
