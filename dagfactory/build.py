@@ -53,6 +53,7 @@ class Rendered:
     dag_id_line: int
     dag_id_column: int
     digest: str
+    code_modules: tuple[str, ...] = ()
     content: str | None = None
     pipeline: Pipeline | None = None
 
@@ -69,6 +70,7 @@ class Rendered:
             compiled.dag_id_line,
             compiled.dag_id_column,
             digest(compiled.content.encode()),
+            compiled.pipeline.code_modules,
             compiled.content,
             compiled.pipeline,
         )
@@ -112,7 +114,9 @@ def compile_batch(
                 out_dir is None
                 or is_current(output_path(out_dir, entry.dag_id), entry.digest)
             ):
-                results[config] = Rendered(config, *entry[:4])
+                results[config] = Rendered(
+                    config, *entry[:4], tuple(entry.code_modules)
+                )
     pending = [config for config in configs if config not in results]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     outcomes = _compile_all(pending, jobs, templates)
@@ -202,6 +206,7 @@ def _entry(compiled: Compiled) -> CacheEntry:
         compiled.dag_id_column,
         digest(compiled.content.encode()),
         recorded_inputs(compiled.inputs),
+        compiled.pipeline.code_modules,
     )
 
 

@@ -281,9 +281,7 @@ def _graph_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:
 
 
 def _init_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:
-    return commands.init(
-        args.name, args.output or DEFAULT_CONFIGS / f"{args.name}.yaml"
-    )
+    return commands.init(args.name, args.output)
 
 
 def _schema_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:

@@ -24,7 +24,7 @@ from dagfactory.problems import (
     TemplateError,
     UsageError,
 )
-from dagfactory.report import Outcome, Progress, error_summary
+from dagfactory.report import Outcome, Progress, error_summary, plural
 
 if TYPE_CHECKING:
     from dagfactory.compile.spec import Pipeline
@@ -78,7 +78,7 @@ def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
     if isinstance(batch, Outcome):
         return batch
     outcome = Outcome()
-    outcome.say(f"{len(batch.rendered)} configs valid")
+    outcome.say(f"{plural(len(batch.rendered), 'config')} valid")
     return outcome
 
 
@@ -105,8 +105,11 @@ def render(
     if plan.blocked:
         return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
     if check or diff:
-        return _preview(plan, diff=diff)
+        outcome = _preview(plan, diff=diff)
+        outcome.problems += plan.warnings
+        return outcome
     outcome = _write(plan, prune=prune)
+    outcome.problems += plan.warnings
     if outcome.exit_code:
         return outcome
     cache.save()
@@ -114,7 +117,7 @@ def render(
     removed = f", {len(plan.stale)} stale removed" if prune else ""
     elapsed = time.perf_counter() - started
     outcome.say(
-        f"rendered {plan.total} DAGs: {written} written, {plan.total - written} unchanged, "
+        f"rendered {plural(plan.total, 'DAG')}: {written} written, {plan.total - written} unchanged, "
         f"0 errors{removed} in {elapsed:.2f} s"
     )
     return outcome
@@ -155,7 +158,8 @@ def _preview(plan: Plan, *, diff: bool) -> Outcome:
     ``--diff`` prints the diffs alone (a patch).
     """
     outcome = Outcome()
-    for planned in plan.files:
+    extra = [plan.ignore_file] if plan.ignore_file is not None else []
+    for planned in [*plan.files, *extra]:
         if planned.action is Action.UNCHANGED:
             continue
         if not diff and planned.action is Action.REMOVE:
@@ -166,19 +170,23 @@ def _preview(plan: Plan, *, diff: bool) -> Outcome:
             )
         outcome.output.append(planned.diff())
     changes, stale = plan.changes, plan.stale
+    if len(plan.writes) > len(changes):
+        outcome.notes.append(
+            f"{plan.ignore_file.path} would change; run `dagfactory render`"
+        )
     if changes:
         outcome.notes.append(
-            f"{len(changes)} of {plan.total} DAG files would change; run `dagfactory render`"
+            f"{len(changes)} of {plural(plan.total, 'DAG file')} would change; run `dagfactory render`"
         )
     if stale:
         outcome.notes.append(
-            f"{len(stale)} stale generated file{'s' if len(stale) != 1 else ''} would be removed; "
+            f"{plural(len(stale), 'stale generated file')} would be removed; "
             "run `dagfactory render --prune`"
         )
-    if changes or stale:
+    if plan.writes or stale:
         outcome.exit_code = EXIT_PROBLEMS
     else:
-        outcome.say(f"{plan.total} DAG files up to date")
+        outcome.say(f"{plural(plan.total, 'DAG file')} up to date")
     return outcome
 
 
@@ -207,8 +215,8 @@ def run(
     plan = plan_render([unit], out_dir)
     if plan.blocked:
         return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
-    # Only this config's file: stale files are `render`'s business.
-    outcome = _write(Plan(plan.total, plan.changes))
+    # Only this config's files: stale files are `render`'s business.
+    outcome = _write(Plan(plan.total, plan.changes, ignore_file=plan.ignore_file))
     if outcome.exit_code:
         return outcome
     pipeline = unit.pipeline
@@ -292,10 +300,11 @@ def graph(config: Path, picture: Path | None = None) -> Outcome:
     return outcome
 
 
-def init(name: str, config: Path) -> Outcome:
-    """Write a commented starter config to ``config``."""
+def init(name: str, config: Path | None = None) -> Outcome:
+    """Write a commented starter config to ``config`` (default: ``configs/NAME.yaml``)."""
     from dagfactory.tools.init import write_starter
 
+    config = config or Path("configs") / f"{name}.yaml"
     write_starter(name, config)
     outcome = Outcome()
     outcome.say(f"wrote {config}; next: dagfactory validate {config}")

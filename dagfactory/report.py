@@ -60,12 +60,16 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 DAG``, ``2 DAGs``: a count and its noun, which takes an ``s`` unless it is one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def error_summary(problems: list[Problem]) -> str:
     """``3 errors in 1 file; nothing written``."""
     files = len({problem.file for problem in problems})
     return (
-        f"{len(problems)} error{'s' if len(problems) != 1 else ''} in "
-        f"{files} file{'s' if files != 1 else ''}; nothing written"
+        f"{plural(len(problems), 'error')} in {plural(files, 'file')}; nothing written"
     )
 
 
@@ -147,6 +151,7 @@ class Reporter:
     def report(self, outcome: Outcome) -> int:
         """Print ``outcome``; return its exit code."""
         self.people.write("".join(outcome.output))
+        self.people.flush()  # before stderr, so that a merged log keeps the order
         if self.format == "json":
             print(json_document(outcome.problems), file=self.stdout)
         elif self.format == "github":
@@ -184,10 +189,8 @@ def check_summary(result: CheckResult) -> str:
     for report in result.problems:
         counts[report.kind] += 1
     dags = sum(len(report.dag_ids) for report in result.files)
-    kinds = ", ".join(
-        f"{count} {kind}{'s' if count != 1 else ''}" for kind, count in counts.items()
-    )
-    return f"checked {len(result.files)} files: {dags} DAGs loaded, {kinds}"
+    kinds = ", ".join(plural(count, kind) for kind, count in counts.items())
+    return f"checked {plural(len(result.files), 'file')}: {plural(dags, 'DAG')} loaded, {kinds}"
 
 
 def xcom_table(xcoms: list[XComEntry]) -> list[str]:

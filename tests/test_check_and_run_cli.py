@@ -168,7 +168,7 @@ def test_check_findings_are_problems_in_every_format(tmp_path):
     )
     assert "KeyError: 'missing'" in problem["detail"]
     assert f"ok     {dags / 'bash_trainers.py'}" in as_json.stderr
-    assert "checked 2 files: 1 DAGs loaded, 1 import error" in as_json.stderr
+    assert "checked 2 files: 1 DAG loaded, 1 import error" in as_json.stderr
     as_github = dagfactory("check", str(dags), "--format", "github")
     annotations = [
         line for line in as_github.stdout.splitlines() if line.startswith("::")

@@ -37,11 +37,11 @@ def test_render_writes_then_leaves_unchanged_files_alone(write_config, tmp_path)
     out = tmp_path / "out"
     first = dagfactory("render", str(config), "--out", str(out))
     assert first.returncode == 0, first.stderr
-    assert "rendered 1 DAGs: 1 written, 0 unchanged" in first.stdout
+    assert "rendered 1 DAG: 1 written, 0 unchanged" in first.stdout
     target = out / "demo.py"
     os.utime(target, (1_000_000, 1_000_000))
     second = dagfactory("render", str(config), "--out", str(out))
-    assert "rendered 1 DAGs: 0 written, 1 unchanged" in second.stdout
+    assert "rendered 1 DAG: 0 written, 1 unchanged" in second.stdout
     assert (
         target.stat().st_mtime == 1_000_000
     )  # not rewritten, so Airflow does not re-parse it
@@ -73,18 +73,18 @@ def test_check_lists_and_diff_shows_changes_and_neither_writes(write_config, tmp
         '-        bash_command="echo hello",\n+        bash_command="echo bye",'
         in stale.stdout
     )
-    assert "1 of 1 DAG files would change" in stale.stderr
+    assert "1 of 1 DAG file would change" in stale.stderr
     stale_diff = dagfactory("render", "--diff", str(config), "--out", str(out))
     assert stale_diff.returncode == 1
     assert (
         '-        bash_command="echo hello",\n+        bash_command="echo bye",'
         in stale_diff.stdout
     )
-    assert "1 of 1 DAG files would change" in stale_diff.stderr
+    assert "1 of 1 DAG file would change" in stale_diff.stderr
     assert 'bash_command="echo hello"' in (out / "demo.py").read_text()
     dagfactory("render", str(config), "--out", str(out))
     clean = dagfactory("render", "--diff", str(config), "--out", str(out))
-    assert (clean.returncode, clean.stdout) == (0, "1 DAG files up to date\n")
+    assert (clean.returncode, clean.stdout) == (0, "1 DAG file up to date\n")
 
 
 def test_one_bad_config_means_nothing_is_written(write_config, tmp_path):
@@ -146,7 +146,7 @@ def test_a_file_dagfactory_did_not_write_is_never_overwritten(write_config, tmp_
 
 def test_validate_success_and_usage_errors(write_config, tmp_path):
     config = write_config(VALID)
-    assert dagfactory("validate", str(config)).stdout == "1 configs valid\n"
+    assert dagfactory("validate", str(config)).stdout == "1 config valid\n"
     missing = dagfactory("validate", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2
     assert "no such file or folder" in missing.stderr

@@ -178,7 +178,7 @@ def test_init_writes_a_starter_that_validates_and_renders(tmp_path):
     text = config.read_text()
     assert text.startswith("# yaml-language-server: $schema=")
     assert "dag_id: fresh_pipeline" in text
-    assert dagfactory("validate", cwd=tmp_path).stdout == "1 configs valid\n"
+    assert dagfactory("validate", cwd=tmp_path).stdout == "1 config valid\n"
     rendered = dagfactory("render", cwd=tmp_path)
     assert rendered.returncode == 0, rendered.stderr
     assert (tmp_path / "generated_dags" / "fresh_pipeline.py").exists()
@@ -303,6 +303,66 @@ def test_outputs_of_configs_outside_the_batch_are_not_stale(write_config, tmp_pa
     assert "0 stale removed" in only_first.stdout
     assert (out / "other.py").exists()
     assert second.exists()
+
+
+# -- the dags folder's .airflowignore ------------------------------------------------------
+
+CALLS_TEAM_CODE = VALID.replace("pkg.models:train", "team_code.models:train")
+
+
+def test_the_code_the_configs_call_is_listed_in_an_airflowignore(
+    write_config, tmp_path
+):
+    first = write_config(CALLS_TEAM_CODE, "first.yaml")
+    second = write_config(
+        VALID.replace("dag_id: demo", "dag_id: other").replace(
+            "pkg.models:train", "helpers:train"
+        ),
+        "second.yaml",
+    )
+    out = tmp_path / "out"
+    (out / "team_code").mkdir(parents=True)
+    (out / "team_code" / "__init__.py").write_text("")
+    (out / "helpers.py").write_text("def train(): return 1\n")
+    ignore = out / ".airflowignore"
+
+    assert dagfactory("render", str(first.parent), "--out", str(out)).returncode == 0
+    assert ignore.read_text().splitlines()[2:] == ["helpers.py", "team_code/"]
+    assert "pkg" not in ignore.read_text()  # not in the folder: nothing to ignore
+    # Rendering one config keeps what the other calls; --check is clean.
+    one = dagfactory("render", str(first), "--out", str(out))
+    assert one.returncode == 0, one.stderr
+    assert ignore.read_text().splitlines()[2:] == ["helpers.py", "team_code/"]
+    check = dagfactory("render", "--check", str(first.parent), "--out", str(out))
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Code that is gone is no longer listed; --check says the file would change.
+    (out / "helpers.py").unlink()
+    stale = dagfactory("render", "--check", str(first.parent), "--out", str(out))
+    assert stale.returncode == 1
+    assert f"would update {ignore}" in stale.stdout
+    assert "-helpers.py" in stale.stdout
+    assert dagfactory("render", str(second), "--out", str(out)).returncode == 0
+    assert ignore.read_text().splitlines()[2:] == ["team_code/"]
+
+
+def test_an_airflowignore_dagfactory_did_not_write_is_left_alone(
+    write_config, tmp_path
+):
+    config = write_config(CALLS_TEAM_CODE)
+    out = tmp_path / "out"
+    (out / "team_code").mkdir(parents=True)
+    mine = "# my own rules\nscratch/\n"
+    (out / ".airflowignore").write_text(mine)
+    result = dagfactory("render", str(config), "--out", str(out))
+    assert result.returncode == 0
+    assert (out / ".airflowignore").read_text() == mine
+    assert (
+        f"{out / '.airflowignore'}: warning: not written by dagfactory, so left as it is;"
+        " add team_code/ to it" in result.stderr
+    )
+    (out / ".airflowignore").write_text(mine + "team_code/\n")
+    quiet = dagfactory("render", str(config), "--out", str(out))
+    assert "airflowignore" not in quiet.stderr
 
 
 # -- error formats -------------------------------------------------------------------------

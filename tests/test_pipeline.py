@@ -139,7 +139,7 @@ def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
         assert result.returncode == 0, result.stderr
     assert len(json.loads((tmp_path / CACHE_FILE).read_text())) == 1
     assert (
-        "1 DAG files up to date"
+        "1 DAG file up to date"
         in dagfactory(
             "render", "--check", "configs", "--out", "out", cwd=tmp_path
         ).stdout

@@ -179,6 +179,17 @@ class Pipeline:
         return any(step.python_callable for step in self.steps)
 
     @property
+    def code_modules(self) -> tuple[str, ...]:
+        """The top-level modules of the user code the DAG imports when its tasks run, sorted."""
+        refs = [
+            step.python_callable
+            for step in [*self.steps, *self.trainers.models]
+            if step.python_callable
+        ]
+        refs += self.dag.callbacks.values()
+        return tuple(sorted({ref.partition(":")[0].split(".")[0] for ref in refs}))
+
+    @property
     def loads_callables(self) -> bool:
         """Whether the file imports user code when a task runs (and so needs ``_load``)."""
         return bool(self.python_trainers or self.python_steps or self.dag.callbacks)

@@ -41,6 +41,7 @@ class CacheEntry(NamedTuple):
     dag_id_column: int
     digest: str
     inputs: dict[str, dict[str, str | None]] = {}
+    code_modules: tuple[str, ...] = ()
 
     def inputs_unchanged(self) -> bool:
         """Whether every outside input the config read still holds what it held then."""

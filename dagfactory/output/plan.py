@@ -3,8 +3,10 @@
 Each DAG file of the batch is created, updated or left unchanged; a file that
 dagfactory did not generate is never replaced (unless ``--force`` names it) and blocks
 the whole render; a generated file whose config no longer produces it is stale, to be
-removed on ``--prune``. :mod:`.writer` carries a plan out; ``render --check`` and
-``--diff`` only show it.
+removed on ``--prune``. Beside the DAG files, the folder's ``.airflowignore`` lists the
+user code the configs call that lives there (a package such as ``ml_demo/``), so that
+Airflow does not parse it as DAG files on every cycle. :mod:`.writer` carries a plan
+out; ``render --check`` and ``--diff`` only show it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dagfactory.compile.header import is_generated, recorded_source
+from dagfactory.compile.header import GENERATED_MARKER, is_generated, recorded_source
 from dagfactory.problems import Problem, UsageError
 
 
@@ -30,6 +32,15 @@ class Rendered(Protocol):
     def source(self) -> str: ...
     @property
     def content(self) -> str | None: ...
+    @property
+    def code_modules(self) -> tuple[str, ...]: ...
+
+
+IGNORE_FILE = ".airflowignore"
+_IGNORE_HEADER = (
+    f"{GENERATED_MARKER}: the code your configs call, which Airflow must not parse as\n"
+    "# DAG files. `dagfactory render` keeps this file: do not edit it.\n"
+)
 
 
 def digest(data: bytes) -> str:
@@ -97,11 +108,22 @@ class Plan:
     total: int  # the DAG files of the batch, up to date ones included
     files: list[PlannedFile] = field(default_factory=list)
     blocked: list[Problem] = field(default_factory=list)
+    ignore_file: PlannedFile | None = None
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def changes(self) -> list[PlannedFile]:
         """The DAG files to create or update, in config order."""
         return [f for f in self.files if f.action in (Action.CREATE, Action.UPDATE)]
+
+    @property
+    def writes(self) -> list[PlannedFile]:
+        """Every file to write: the changed DAG files, then the ``.airflowignore``."""
+        extra = [self.ignore_file] if self.ignore_file is not None else []
+        return [
+            *self.changes,
+            *(f for f in extra if f.action in (Action.CREATE, Action.UPDATE)),
+        ]
 
     @property
     def stale(self) -> list[PlannedFile]:
@@ -142,7 +164,64 @@ def plan_render(
             PlannedFile(path, action or Action.UPDATE, unit.source, unit.content)
         )
     plan.files += _stale_files(out_dir, outputs)
+    _plan_ignore_file(
+        plan, out_dir, {m for unit in rendered for m in unit.code_modules}
+    )
     return plan
+
+
+def _plan_ignore_file(plan: Plan, out_dir: Path, modules: set[str]) -> None:
+    """The ``.airflowignore`` listing each module the configs call that is in ``out_dir``.
+
+    Entries dagfactory listed before are kept while their code is still there, so that
+    rendering some of the configs does not drop what the others call.
+    """
+    path = out_dir / IGNORE_FILE
+    try:
+        current = path.read_text("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        current = None
+    except (OSError, UnicodeDecodeError):
+        current = ""  # unreadable: not ours
+    if current is not None and not current.startswith(GENERATED_MARKER):
+        listed = set(current.split())
+        missing = [e for e in _ignore_entries(out_dir, modules) if e not in listed]
+        if missing:
+            plan.warnings.append(
+                Problem.in_file(
+                    str(path),
+                    "not written by dagfactory, so left as it is; add "
+                    f"{', '.join(missing)} to it, or Airflow parses that code as DAG files",
+                    severity="warning",
+                )
+            )
+        return
+    earlier = {
+        line.rstrip("/").removesuffix(".py")
+        for line in (current or "").splitlines()
+        if line and not line.startswith("#")
+    }
+    entries = _ignore_entries(out_dir, modules | earlier)
+    if current is None and not entries:
+        return
+    content = _IGNORE_HEADER + "".join(f"{entry}\n" for entry in entries)
+    action = (
+        Action.UNCHANGED
+        if content == current
+        else (Action.CREATE if current is None else Action.UPDATE)
+    )
+    plan.ignore_file = PlannedFile(path, action, "the code the configs call", content)
+
+
+def _ignore_entries(out_dir: Path, modules: set[str]) -> list[str]:
+    """``package/`` or ``module.py`` for each of ``modules`` that lives in ``out_dir``."""
+    entries = []
+    for module in sorted(modules):
+        if (out_dir / module).is_dir():
+            entries.append(f"{module}/")
+        elif (out_dir / f"{module}.py").is_file():
+            entries.append(f"{module}.py")
+    return entries
 
 
 def _action(path: Path, content: str) -> Action | None:

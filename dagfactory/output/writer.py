@@ -84,7 +84,7 @@ class Applied:
 
 def apply(plan: Plan, *, prune: bool = False) -> Applied:
     """Write every change of ``plan`` (all or, on a failure, none); with ``prune``, remove its stale files."""
-    changes = plan.changes
+    changes = plan.writes
     try:
         write_all([(planned.path, planned.content) for planned in changes])
     except WriteError as exc:
