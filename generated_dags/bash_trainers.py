@@ -6,6 +6,7 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _score(value):
@@ -21,7 +22,10 @@ def _score(value):
 
 
 def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     scores = [_score(value) for value in pulled]
     problems = [
@@ -31,7 +35,9 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+        raise AirflowFailException(
+            f"no finite number under the XCom key {xcom_key!r}: {detail}"
+        )
     index = scores.index((max if mode == "max" else min)(scores))
     winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
@@ -55,7 +61,7 @@ with DAG(
         "retries": 0,
     },
 ):
-    download = BashOperator(
+    check_inputs = BashOperator(
         task_id="check_inputs",
         bash_command='test -n "$HOME" && echo inputs ready',
     )
@@ -84,7 +90,7 @@ with DAG(
             },
             append_env=True,
         )
-    chooser = PythonOperator(
+    pick_depth = PythonOperator(
         task_id="pick_depth",
         python_callable=_choose,
         op_kwargs={
@@ -99,4 +105,4 @@ with DAG(
         },
     )
 
-    download >> trainers >> chooser
+    check_inputs >> trainers >> pick_depth

@@ -12,6 +12,7 @@ from airflow.providers.standard.operators.python import (
     PythonOperator,
 )
 from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -53,7 +54,10 @@ def _score(value, metric):
 
 
 def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     scores = [_score(value, metric) for value in pulled]
     problems = [
@@ -63,7 +67,7 @@ def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(
+        raise AirflowFailException(
             f"no finite {metric!r} under the XCom key {xcom_key!r}: {detail}"
         )
     index = scores.index((max if mode == "max" else min)(scores))
@@ -139,6 +143,7 @@ with DAG(
                     "rows": 1000,
                 },
             },
+            doc_md="Calls `ml_demo.data:fetch`.",
         ),
         PythonOperator(
             task_id="fetch_labels",
@@ -149,6 +154,7 @@ with DAG(
                     "source": "s3://ml-data/labels/{{ ds }}.csv",
                 },
             },
+            doc_md="Calls `ml_demo.data:fetch_labels`.",
         ),
     ]
     with TaskGroup(group_id="grid") as trainers:
@@ -163,6 +169,7 @@ with DAG(
                 },
                 "xcom_key": "metrics",
             },
+            doc_md="Calls `ml_demo.models:evaluate`.",
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -180,6 +187,7 @@ with DAG(
                 },
                 "xcom_key": "metrics",
             },
+            doc_md="Calls `ml_demo.models:evaluate`.",
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -197,6 +205,7 @@ with DAG(
                 },
                 "xcom_key": "metrics",
             },
+            doc_md="Calls `ml_demo.models:evaluate`.",
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -214,13 +223,14 @@ with DAG(
                 },
                 "xcom_key": "metrics",
             },
+            doc_md="Calls `ml_demo.models:evaluate`.",
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
             execution_timeout=timedelta(hours=1),
             priority_weight=2,
         )
-    chooser = PythonOperator(
+    pick_best = PythonOperator(
         task_id="pick_best",
         python_callable=_choose,
         op_kwargs={
@@ -236,7 +246,7 @@ with DAG(
             "push_key": "best_model",
         },
     )
-    check_threshold = BranchPythonOperator(
+    accurate_enough = BranchPythonOperator(
         task_id="accurate_enough",
         python_callable=_branch,
         op_kwargs={
@@ -248,15 +258,15 @@ with DAG(
             "on_fail": "alert",
         },
     )
-    on_pass = BashOperator(
+    deploy = BashOperator(
         task_id="deploy",
         bash_command='echo "deploying the best model"',
     )
-    on_fail = BashOperator(
+    alert = BashOperator(
         task_id="alert",
         bash_command='echo "no model is accurate enough"',
     )
-    publish = PythonOperator(
+    announce = PythonOperator(
         task_id="announce",
         python_callable=_publish,
         op_kwargs={
@@ -267,10 +277,11 @@ with DAG(
             "chooser_task_id": "pick_best",
             "push_key": "best_model",
         },
+        doc_md="Calls `ml_demo.reports:publish`.",
     )
 
-    download >> trainers >> chooser
-    chooser >> check_threshold
-    check_threshold >> on_pass
-    check_threshold >> on_fail
-    chooser >> publish
+    download >> trainers >> pick_best
+    pick_best >> accurate_enough
+    accurate_enough >> deploy
+    accurate_enough >> alert
+    pick_best >> announce

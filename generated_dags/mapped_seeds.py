@@ -10,6 +10,7 @@ from airflow.providers.standard.operators.python import (
     PythonOperator,
 )
 from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -46,7 +47,10 @@ def _score(value):
 
 
 def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     task_ids = [f"{task_ids}[{index}]" for index in range(len(pulled))]
     scores = [_score(value) for value in pulled]
@@ -57,7 +61,9 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+        raise AirflowFailException(
+            f"no finite number under the XCom key {xcom_key!r}: {detail}"
+        )
     index = scores.index((max if mode == "max" else min)(scores))
     winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
@@ -86,7 +92,7 @@ with DAG(
         "retries": 0,
     },
 ):
-    download = BashOperator(
+    prepare = BashOperator(
         task_id="prepare",
         bash_command="echo preparing",
     )
@@ -94,6 +100,7 @@ with DAG(
         PythonOperator.partial(
             task_id="train_seed",
             python_callable=_train,
+            doc_md="Calls `ml_demo.models:seeded_score`.",
         ).expand(
             op_kwargs=[
                 {
@@ -154,7 +161,7 @@ with DAG(
                 },
             ],
         )
-    chooser = PythonOperator(
+    pick_seed = PythonOperator(
         task_id="pick_seed",
         python_callable=_choose,
         op_kwargs={
@@ -164,7 +171,7 @@ with DAG(
             "push_key": "best_model",
         },
     )
-    check_threshold = BranchPythonOperator(
+    good_enough = BranchPythonOperator(
         task_id="good_enough",
         python_callable=_branch,
         op_kwargs={
@@ -176,16 +183,16 @@ with DAG(
             "on_fail": "too_weak",
         },
     )
-    on_pass = BashOperator(
+    promote = BashOperator(
         task_id="promote",
         bash_command='echo "promoting the best seed"',
     )
-    on_fail = BashOperator(
+    too_weak = BashOperator(
         task_id="too_weak",
         bash_command='echo "no seed reached 0.99"',
     )
 
-    download >> trainers >> chooser
-    chooser >> check_threshold
-    check_threshold >> on_pass
-    check_threshold >> on_fail
+    prepare >> trainers >> pick_seed
+    pick_seed >> good_enough
+    good_enough >> promote
+    good_enough >> too_weak

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -47,7 +48,10 @@ def _score(value):
 
 
 def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     scores = [_score(value) for value in pulled]
     problems = [
@@ -57,7 +61,9 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+        raise AirflowFailException(
+            f"no finite number under the XCom key {xcom_key!r}: {detail}"
+        )
     index = scores.index((max if mode == "max" else min)(scores))
     winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
@@ -80,7 +86,7 @@ with DAG(
         "retry_delay": timedelta(seconds=30),
     },
 ):
-    download = PythonOperator(
+    fetch_dataset = PythonOperator(
         task_id="fetch_dataset",
         python_callable=_call,
         op_kwargs={
@@ -89,6 +95,7 @@ with DAG(
                 "rows": 1000,
             },
         },
+        doc_md="Calls `ml_demo.data:fetch`.",
     )
     with TaskGroup(group_id="candidates") as trainers:
         PythonOperator(
@@ -101,6 +108,7 @@ with DAG(
                 },
                 "xcom_key": "val_loss",
             },
+            doc_md="Calls `ml_demo.models:report_metric`.",
         )
         PythonOperator(
             task_id="train_depth_4",
@@ -112,6 +120,7 @@ with DAG(
                 },
                 "xcom_key": "val_loss",
             },
+            doc_md="Calls `ml_demo.models:report_metric`.",
         )
         PythonOperator(
             task_id="train_depth_8",
@@ -123,8 +132,9 @@ with DAG(
                 },
                 "xcom_key": "val_loss",
             },
+            doc_md="Calls `ml_demo.models:report_metric`.",
         )
-    chooser = PythonOperator(
+    pick_lowest_loss = PythonOperator(
         task_id="pick_lowest_loss",
         python_callable=_choose,
         op_kwargs={
@@ -139,4 +149,4 @@ with DAG(
         },
     )
 
-    download >> trainers >> chooser
+    fetch_dataset >> trainers >> pick_lowest_loss

@@ -7,6 +7,7 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -43,7 +44,10 @@ def _score(value):
 
 
 def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     scores = [_score(value) for value in pulled]
     problems = [
@@ -53,7 +57,9 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+        raise AirflowFailException(
+            f"no finite number under the XCom key {xcom_key!r}: {detail}"
+        )
     index = scores.index((max if mode == "max" else min)(scores))
     winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
@@ -75,7 +81,7 @@ with DAG(
         "retries": 0,
     },
 ):
-    download = BashOperator(
+    fetch = BashOperator(
         task_id="fetch",
         bash_command='echo "fetching data for {{ ds }}"',
     )
@@ -88,6 +94,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
             queue="default",
             trigger_rule="all_done",
         )
@@ -99,6 +106,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
             queue="default",
             trigger_rule="all_done",
         )
@@ -110,6 +118,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
             queue="default",
             trigger_rule="all_done",
         )
@@ -121,6 +130,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
             queue="default",
             trigger_rule="all_done",
         )
@@ -132,10 +142,11 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
             queue="default",
             trigger_rule="all_done",
         )
-    chooser = PythonOperator(
+    keep_best = PythonOperator(
         task_id="keep_best",
         python_callable=_choose,
         op_kwargs={
@@ -152,4 +163,4 @@ with DAG(
         },
     )
 
-    download >> trainers >> chooser
+    fetch >> trainers >> keep_best

@@ -7,6 +7,7 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -43,7 +44,10 @@ def _score(value):
 
 
 def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number."""
+    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+
+    That failure is final: the same XComs would fail again, so no retry is made.
+    """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
     scores = [_score(value) for value in pulled]
     problems = [
@@ -53,7 +57,9 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     ]
     if problems:
         detail = "; ".join(problems)
-        raise ValueError(f"no finite number under the XCom key {xcom_key!r}: {detail}")
+        raise AirflowFailException(
+            f"no finite number under the XCom key {xcom_key!r}: {detail}"
+        )
     index = scores.index((max if mode == "max" else min)(scores))
     winner = {"task_id": task_ids[index], "value": scores[index]}
     ti.xcom_push(key=push_key, value=winner)
@@ -71,7 +77,7 @@ with DAG(
         "xcom",
     ],
 ):
-    download = BashOperator(
+    downloading_data = BashOperator(
         task_id="downloading_data",
         bash_command="sleep 3",
     )
@@ -84,6 +90,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
         )
         PythonOperator(
             task_id="training_model_b",
@@ -93,6 +100,7 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
         )
         PythonOperator(
             task_id="training_model_c",
@@ -102,8 +110,9 @@ with DAG(
                 "kwargs": {},
                 "xcom_key": "model_accuracy",
             },
+            doc_md="Calls `ml_demo.models:train_model`.",
         )
-    chooser = PythonOperator(
+    task_4 = PythonOperator(
         task_id="task_4",
         python_callable=_choose,
         op_kwargs={
@@ -118,4 +127,4 @@ with DAG(
         },
     )
 
-    download >> trainers >> chooser
+    downloading_data >> trainers >> task_4

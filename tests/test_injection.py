@@ -453,10 +453,25 @@ def test_no_code_path_evaluates_user_text():
     )
 
 
-# Names the template prints itself: the header, the helper a task runs, and
-# operator/Param argument names from fixed lists in dagfactory.compile.vocabulary.
+# Names the template prints itself: the header, the helper a task runs, operator/Param
+# argument names from fixed lists in dagfactory.compile.vocabulary, and the variables
+# tasks are bound to (a task id only once spec.py checked it is a plain Python name).
 # (At render time Jinja's finalize refuses any config value printed without `py`.)
-TEMPLATE_OWN_NAMES = {"header", "step.runner", "name", "keyword"}
+TEMPLATE_OWN_NAMES = {
+    "header",
+    "step.runner",
+    "name",
+    "keyword",
+    "step.binding_comment",
+    "pipeline.download_name",
+    "chooser.binding.name",
+    "chooser.binding.comment",
+    "chooser.branch_binding.name",
+    "chooser.branch_binding.comment",
+    "chooser.on_pass.binding.name",
+    "chooser.on_fail.binding.name",
+    "publish.binding.name",
+}
 TEMPLATE_MACROS = re.compile(r"operator\([\w.\[\]]*\) \| continued$")
 
 

@@ -9,6 +9,9 @@ decides nothing itself. Reads no file: what a config brought in from outside (a
 
 from __future__ import annotations
 
+import builtins
+import keyword
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +34,47 @@ from dagfactory.compile.vocabulary import (
 if TYPE_CHECKING:
     from dagfactory.compile.load import Document
 
+# Names a generated file defines or imports, which no task variable may take.
+_TAKEN_NAMES = frozenset(
+    {
+        "importlib",
+        "math",
+        "timedelta",
+        "partial",
+        "pendulum",
+        "BashOperator",
+        "BranchPythonOperator",
+        "PythonOperator",
+        "DAG",
+        "Asset",
+        "Param",
+        "TaskGroup",
+        "AirflowFailException",
+        "trainers",
+        *dir(builtins),
+    }
+)
+_PYTHON_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The variable a task is bound to in the generated file.
+
+    It is the task id, as reviewers and ruff's AIR001 expect, when the task id is a
+    plain Python name that is free; otherwise the task's role (``download``,
+    ``chooser``...), and the line says why it differs. Only such a checked name is
+    ever printed into code outside a literal.
+    """
+
+    name: str
+    is_task_id: bool
+
+    @property
+    def comment(self) -> str:
+        """What follows the opening line: nothing, or why ruff's AIR001 may not apply."""
+        return "" if self.is_task_id else "  # noqa: AIR001 (the task id is not a free Python name)"
+
 
 @dataclass(frozen=True)
 class Step:
@@ -47,6 +91,18 @@ class Step:
     settings: dict[str, Any] = field(default_factory=dict)
     runner: str = "_call"
     runner_kwargs: dict[str, Any] = field(default_factory=dict)
+    binding: Binding | None = None  # None inside the trainers group or a list
+
+    @property
+    def binding_comment(self) -> str:
+        return self.binding.comment if self.binding is not None else ""
+
+    @property
+    def doc_md(self) -> str | None:
+        """What the task's page in Airflow's UI says it runs (its operator runs a helper)."""
+        if self.python_callable is None:
+            return None
+        return UserText(f"Calls `{self.python_callable}`.")
 
     @property
     def bash_env(self) -> dict[str, str]:
@@ -90,6 +146,8 @@ class Chooser:
     branch_task_id: str = DEFAULTS["chooser", "branch_task_id"]
     on_pass: Step | None = None
     on_fail: Step | None = None
+    binding: Binding = Binding("chooser", False)
+    branch_binding: Binding = Binding("check_threshold", False)
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
@@ -150,6 +208,13 @@ class Pipeline:
     trainers: Trainers
     chooser: Chooser
     publish: Step | None = None
+
+    @property
+    def download_name(self) -> str:
+        """The variable of the download task, or of the list of them."""
+        if len(self.downloads) == 1:
+            return self.downloads[0].binding.name
+        return "download"
 
     @property
     def steps(self) -> list[Step]:
@@ -218,6 +283,7 @@ def build_spec(doc: Document) -> Pipeline:
     )
     xcom_key = trainers.get("xcom_key", DEFAULTS["trainers", "xcom_key"])
     zone = dag.get("timezone")
+    bindings = _bindings(data)
     group_defaults = {
         "python_callable": trainers.get("python_callable"),
         "bash_command": trainers.get("bash_command"),
@@ -253,8 +319,18 @@ def build_spec(doc: Document) -> Pipeline:
         branch_task_id=chooser.get(
             "branch_task_id", DEFAULTS["chooser", "branch_task_id"]
         ),
-        on_pass=_step(chooser["on_pass"]) if "on_pass" in chooser else None,
-        on_fail=_step(chooser["on_fail"]) if "on_fail" in chooser else None,
+        on_pass=(
+            _step(chooser["on_pass"], binding=bindings["on_pass"])
+            if "on_pass" in chooser
+            else None
+        ),
+        on_fail=(
+            _step(chooser["on_fail"], binding=bindings["on_fail"])
+            if "on_fail" in chooser
+            else None
+        ),
+        binding=bindings["chooser"],
+        branch_binding=bindings.get("check_threshold", Binding("check_threshold", False)),
     )
     schedule = dag.get("schedule")
     return Pipeline(
@@ -279,13 +355,16 @@ def build_spec(doc: Document) -> Pipeline:
             owner_links=dag.get("owner_links", {}),
             callbacks={key: dag[key] for key in CALLBACK_KEYS if key in dag},
         ),
-        downloads=tuple(_step(step) for step in downloads),
+        downloads=tuple(
+            _step(step, binding=bindings.get("download")) for step in downloads
+        ),
         trainers=group,
         chooser=choose,
         publish=(
             _step(
                 data["publish"],
                 "_publish",
+                binding=bindings["publish"],
                 chooser_task_id=choose.task_id,
                 push_key=choose.push_key,
             )
@@ -293,6 +372,46 @@ def build_spec(doc: Document) -> Pipeline:
             else None
         ),
     )
+
+
+def _bindings(data: dict[str, Any]) -> dict[str, Binding]:
+    """The variable of each task the file binds to one, by role.
+
+    A task id that is a free Python name is its variable; the others take their role's
+    name, after every task id had its chance (so no role name takes a task id's).
+    """
+    chooser = data["chooser"]
+    roles = {"chooser": chooser["task_id"]}
+    if not isinstance(data["download"], list):
+        roles["download"] = data["download"]["task_id"]
+    if "threshold" in chooser:
+        roles["check_threshold"] = chooser.get(
+            "branch_task_id", DEFAULTS["chooser", "branch_task_id"]
+        )
+    for branch in ("on_pass", "on_fail"):
+        if branch in chooser:
+            roles[branch] = chooser[branch]["task_id"]
+    if "publish" in data:
+        roles["publish"] = data["publish"]["task_id"]
+    taken = set(_TAKEN_NAMES)
+    if isinstance(data["download"], list):
+        taken.add("download")
+    bindings = {}
+    for role, task_id in roles.items():
+        if (
+            _PYTHON_NAME.fullmatch(task_id)
+            and not keyword.iskeyword(task_id)
+            and task_id not in taken
+        ):
+            bindings[role] = Binding(str(task_id), True)
+            taken.add(task_id)
+    for role in [role for role in roles if role not in bindings]:
+        name = role
+        while name in taken:
+            name += "_"
+        bindings[role] = Binding(name, False)
+        taken.add(name)
+    return bindings
 
 
 def _doc_md(doc: Document) -> str | None:
@@ -314,7 +433,12 @@ def _with_group_defaults(
     return merged
 
 
-def _step(data: dict[str, Any], runner: str = "_call", **extra: Any) -> Step:
+def _step(
+    data: dict[str, Any],
+    runner: str = "_call",
+    binding: Binding | None = None,
+    **extra: Any,
+) -> Step:
     """A step; ``runner`` is the helper a Python step runs, ``extra`` what it needs besides."""
     ref, kwargs = data.get("python_callable"), data.get("op_kwargs", {})
     return Step(
@@ -327,6 +451,7 @@ def _step(data: dict[str, Any], runner: str = "_call", **extra: Any) -> Step:
         ),
         runner=runner,
         runner_kwargs={"ref": ref, "kwargs": kwargs, **extra},
+        binding=binding,
     )
 
 
