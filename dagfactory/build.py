@@ -54,6 +54,7 @@ class Rendered:
     dag_id_column: int
     digest: str
     code_modules: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()
     content: str | None = None
     pipeline: Pipeline | None = None
 
@@ -71,6 +72,7 @@ class Rendered:
             compiled.dag_id_column,
             digest(compiled.content.encode()),
             compiled.pipeline.code_modules,
+            compiled.warnings,
             compiled.content,
             compiled.pipeline,
         )
@@ -78,10 +80,17 @@ class Rendered:
 
 @dataclass
 class Batch:
-    """The result of compiling configs: every one of them when there is no problem at all."""
+    """The result of compiling configs: every one of them when there is no error at all.
+
+    ``problems`` are the errors and warnings of every config, in config order.
+    """
 
     rendered: list[Rendered] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
 
     @property
     def pipelines(self) -> list[Pipeline]:
@@ -115,7 +124,10 @@ def compile_batch(
                 or is_current(output_path(out_dir, entry.dag_id), entry.digest)
             ):
                 results[config] = Rendered(
-                    config, *entry[:4], tuple(entry.code_modules)
+                    config,
+                    *entry[:4],
+                    tuple(entry.code_modules),
+                    tuple(_problem(fields) for fields in entry.warnings),
                 )
     pending = [config for config in configs if config not in results]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
@@ -143,6 +155,7 @@ def _gather(
         if isinstance(result, list):
             batch.problems += result
             continue
+        batch.problems += result.warnings
         # Output files are named after the DAG id: two configs may not share one,
         # not even in a different case (the files would clash on macOS and Windows).
         claim = result.dag_id.casefold()
@@ -161,10 +174,10 @@ def _gather(
             continue
         owners[claim] = result
         batch.rendered.append(result)
-    if batch.problems:
+    if batch.errors:
         batch.rendered.clear()
-        # A bad defaults file is reported once, not once per config below it.
-        batch.problems = list(dict.fromkeys(batch.problems))
+    # A problem in a defaults file is reported once, not once per config below it.
+    batch.problems = list(dict.fromkeys(batch.problems))
     return batch
 
 
@@ -207,7 +220,25 @@ def _entry(compiled: Compiled) -> CacheEntry:
         digest(compiled.content.encode()),
         recorded_inputs(compiled.inputs),
         compiled.pipeline.code_modules,
+        tuple(_fields(warning) for warning in compiled.warnings),
     )
+
+
+def _fields(problem: Problem) -> tuple:
+    """A problem as the cache's JSON keeps it."""
+    return (
+        problem.file,
+        problem.line,
+        problem.column,
+        problem.spec_path,
+        problem.message,
+        problem.severity,
+    )
+
+
+def _problem(fields: list) -> Problem:
+    file, line, column, spec_path, message, severity = fields
+    return Problem(file, line, column, tuple(spec_path), message, severity)
 
 
 def _compile_one(

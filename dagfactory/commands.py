@@ -65,9 +65,9 @@ def _compile(
         return Outcome(EXIT_PROBLEMS, [Problem.general(f"{exc}; nothing written")])
     finally:
         progress.close()
-    if batch.problems:
+    if batch.errors:
         return Outcome(
-            EXIT_PROBLEMS, batch.problems, notes=[error_summary(batch.problems)]
+            EXIT_PROBLEMS, batch.problems, notes=[error_summary(batch.errors)]
         )
     return batch
 
@@ -77,7 +77,7 @@ def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
     batch = _compile(paths, jobs=jobs, cache=RenderCache.from_file())
     if isinstance(batch, Outcome):
         return batch
-    outcome = Outcome()
+    outcome = Outcome(problems=list(batch.problems))  # its warnings
     outcome.say(f"{plural(len(batch.rendered), 'config')} valid")
     return outcome
 
@@ -106,10 +106,10 @@ def render(
         return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
     if check or diff:
         outcome = _preview(plan, diff=diff)
-        outcome.problems += plan.warnings
+        outcome.problems[:0] = [*batch.problems, *plan.warnings]
         return outcome
     outcome = _write(plan, prune=prune)
-    outcome.problems += plan.warnings
+    outcome.problems[:0] = [*batch.problems, *plan.warnings]
     if outcome.exit_code:
         return outcome
     cache.save()

@@ -151,7 +151,7 @@ with DAG(
             op_kwargs={
                 "ref": "ml_demo.data:fetch_labels",
                 "kwargs": {
-                    "source": "s3://ml-data/labels/{{ ds }}.csv",
+                    "source": "s3://ml-data/labels/{{ dag_run.run_after | ds }}.csv",
                 },
             },
             doc_md="Calls `ml_demo.data:fetch_labels`.",

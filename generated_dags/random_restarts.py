@@ -83,7 +83,7 @@ with DAG(
 ):
     fetch = BashOperator(
         task_id="fetch",
-        bash_command='echo "fetching data for {{ ds }}"',
+        bash_command='echo "fetching data for {{ dag_run.run_after | ds }}"',
     )
     with TaskGroup(group_id="restarts") as trainers:
         PythonOperator(

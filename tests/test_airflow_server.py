@@ -181,33 +181,40 @@ def xcom(airflow: Airflow, run_id: str, task_id: str, key: str):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def test_airflow_serves_parses_and_runs_xcom_dag_over_rest(airflow):
+def run_over_rest(airflow: Airflow, dag_id: str) -> str:
+    """Wait until ``dag_id`` is parsed, unpause it, trigger a run with no logical date
+    (as the UI's trigger button does) and wait until it succeeds; its run id."""
     wait_for(
-        f"Airflow to parse {DAG_ID}",
-        lambda: airflow.request("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200,
+        f"Airflow to parse {dag_id}",
+        lambda: airflow.request("GET", f"/api/v2/dags/{dag_id}")[0] == 200,
         STARTUP_LIMIT,
         airflow,
     )
     status, body = airflow.request(
-        "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}
+        "PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}
     )
     assert status == 200 and body["is_paused"] is False, body
     status, run = airflow.request(
-        "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None}
+        "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}
     )
     assert status == 200, run
+    assert run["logical_date"] is None
     run_id = run["dag_run_id"]
 
     def finished():
         state = airflow.request(
             "GET",
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.request.quote(run_id, safe='')}",
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}",
         )[1].get("state")
         return state if state in ("success", "failed") else None
 
     state = wait_for(f"run {run_id} to finish", finished, RUN_LIMIT, airflow)
     assert state == "success", airflow.logs()
+    return run_id
 
+
+def test_airflow_serves_parses_and_runs_xcom_dag_over_rest(airflow):
+    run_id = run_over_rest(airflow, DAG_ID)
     accuracies = {
         task_id: xcom(airflow, run_id, task_id, "model_accuracy")
         for task_id in TRAINERS
@@ -221,3 +228,9 @@ def test_airflow_serves_parses_and_runs_xcom_dag_over_rest(airflow):
         "task_id": best,
         "value": accuracies[best],
     }
+
+
+@pytest.mark.parametrize("dag_id", ["random_restarts", "hyperparameter_sweep"])
+def test_examples_with_date_templates_run_without_a_logical_date(airflow, dag_id):
+    """Their templates use `dag_run.run_after`, which every run has."""
+    run_over_rest(airflow, dag_id)

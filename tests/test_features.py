@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, VALID, compile_yaml, compiled
+from conftest import ROOT, VALID, compile_yaml, compiled, dagfactory
 from dagfactory.build import compile_batch
 from dagfactory.compile.load import load_config, load_text
 from dagfactory.compile.render import render_pipeline
@@ -474,3 +475,52 @@ def test_template_errors_are_reported(tmp_path):
     assert "template dag.py.j2 (line 2): 'no_such_name' is undefined" in result.stderr
     with pytest.raises(TemplateError):
         render_pipeline(pipeline_of(VALID), tmp_path / "templates")
+
+
+# -- runs without a logical date -------------------------------------------------------
+
+NEEDS_A_LOGICAL_DATE = VALID.replace(
+    "bash_command: echo hello",
+    'bash_command: "echo {{ ds }} {{ macros.ds_add(ds, 1) }} {{ ts_nodash }}"',
+)
+
+
+def test_templates_undefined_without_a_logical_date_are_warnings(tmp_path):
+    result = compile_yaml(NEEDS_A_LOGICAL_DATE)
+    assert not isinstance(result, list)  # a warning does not stop the config
+    assert [str(warning) for warning in result.warnings] == [
+        "c.yaml:6:17: warning: download.bash_command: {{ ds }} is undefined in a run"
+        " without a logical date (a manual run from the UI or the REST API), which then"
+        " fails; write {{ dag_run.run_after | ds }} instead",
+        "c.yaml:6:17: warning: download.bash_command: {{ ts_nodash }} is undefined in a"
+        " run without a logical date (a manual run from the UI or the REST API), which"
+        " then fails; write {{ dag_run.run_after | ts_nodash }} instead",
+    ]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ dag_run.run_after | ds }}",
+        "{{ dag_run.logical_date }}",
+        "{{ params.ds }}",
+        "{{ run_id }}",
+        "${ds}",
+    ],
+)
+def test_templates_every_run_defines_are_not_warned_about(template):
+    result = compile_yaml(VALID.replace("echo hello", f'"echo {template}"'))
+    assert result.warnings == (), result.warnings
+
+
+def test_warnings_are_printed_in_every_command_and_also_from_the_cache(tmp_path):
+    config = tmp_path / "configs" / "c.yaml"
+    config.parent.mkdir()
+    config.write_text(NEEDS_A_LOGICAL_DATE)
+    out = ["--out", str(tmp_path / "out")]
+    for command in (["validate"], ["render", *out], ["render", *out], ["validate"]):
+        result = dagfactory(*command, str(config.parent), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count(": warning: download.bash_command: {{ ") == 2
+    as_json = dagfactory("validate", "--format", "json", str(config), cwd=tmp_path)
+    assert {p["severity"] for p in json.loads(as_json.stdout)} == {"warning"}

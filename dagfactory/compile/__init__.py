@@ -30,6 +30,7 @@ class Compiled:
     inputs: Inputs
     dag_id_line: int
     dag_id_column: int
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def dag_id(self) -> str:
@@ -44,7 +45,8 @@ def compile_config(
 ) -> Compiled | list[Problem]:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
-    Returns every problem of the first stage that found any. ``templates`` is a folder
+    Returns every problem of the first stage that found an error (a warning alone
+    does not stop a config; it comes with the result). ``templates`` is a folder
     whose ``dag.py.j2`` replaces the built-in template; a template that breaks raises
     :class:`~dagfactory.problems.TemplateError` (no config could be rendered with it).
     """
@@ -81,7 +83,7 @@ def compile_document(
     from dagfactory.compile.validate import validate
 
     problems = validate(doc)
-    if problems:
+    if any(problem.severity == "error" for problem in problems):
         return problems
     pipeline = build_spec(doc)
     here = doc.locate(("dag", "dag_id"))
@@ -92,4 +94,5 @@ def compile_document(
         inputs=doc.inputs,
         dag_id_line=here.line,
         dag_id_column=here.column,
+        warnings=tuple(problems),
     )

@@ -130,6 +130,10 @@ class Document:
         mark = self.locate(path, key=key)
         return Problem(mark.file or self.name, mark.line, mark.column, path, message)
 
+    def warning(self, path: SpecPath, message: str) -> Problem:
+        """A problem that does not stop the config from rendering."""
+        return replace(self.error(path, message), severity="warning")
+
     def where(self, path: SpecPath) -> str:
         """``line N``, or ``FILE line N`` when ``path`` was set in another file."""
         mark = self.locate(path)

@@ -73,7 +73,11 @@ class Binding:
     @property
     def comment(self) -> str:
         """What follows the opening line: nothing, or why ruff's AIR001 may not apply."""
-        return "" if self.is_task_id else "  # noqa: AIR001 (the task id is not a free Python name)"
+        return (
+            ""
+            if self.is_task_id
+            else "  # noqa: AIR001 (the task id is not a free Python name)"
+        )
 
 
 @dataclass(frozen=True)
@@ -330,7 +334,9 @@ def build_spec(doc: Document) -> Pipeline:
             else None
         ),
         binding=bindings["chooser"],
-        branch_binding=bindings.get("check_threshold", Binding("check_threshold", False)),
+        branch_binding=bindings.get(
+            "check_threshold", Binding("check_threshold", False)
+        ),
     )
     schedule = dag.get("schedule")
     return Pipeline(

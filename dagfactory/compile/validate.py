@@ -27,6 +27,7 @@ from dagfactory.compile.vocabulary import (
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
     DEFAULT_XCOM_KEY,
+    LOGICAL_DATE_TEMPLATES,
     MAX_TRAINERS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
@@ -444,6 +445,35 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
         if isinstance(value, float) and not math.isfinite(value):
             yield doc.error(
                 path, f"{value!r} cannot be passed to a task; use a finite number"
+            )
+        if isinstance(value, str) and "{" in value:
+            yield from _logical_date_warnings(doc, path, value)
+
+
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
+# A variable, not an attribute (`dag_run.logical_date`) nor a filter (`| ds`).
+_LOGICAL_DATE_NAME = re.compile(
+    r"(\|\s*)?(?<![\w.])("
+    + "|".join(sorted(LOGICAL_DATE_TEMPLATES, key=len, reverse=True))
+    + r")\b"
+)
+
+
+def _logical_date_warnings(
+    doc: Document, path: SpecPath, text: str
+) -> Iterator[Problem]:
+    """Airflow templates that fail in a run without a logical date, and their replacement."""
+    for match in _TEMPLATE.finditer(text):
+        expression = match.group(1) or match.group(2) or ""
+        names = (
+            name for pipe, name in _LOGICAL_DATE_NAME.findall(expression) if not pipe
+        )
+        for name in dict.fromkeys(names):
+            yield doc.warning(
+                path,
+                f"{{{{ {name} }}}} is undefined in a run without a logical date (a "
+                "manual run from the UI or the REST API), which then fails; write "
+                f"{{{{ {LOGICAL_DATE_TEMPLATES[name]} }}}} instead",
             )
 
 

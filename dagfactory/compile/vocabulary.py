@@ -66,6 +66,22 @@ CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
 # Keys whose value is a ``module:function`` a task or Airflow imports.
 CALLABLE_KEYS = ("python_callable", *CALLBACK_KEYS)
 
+# Airflow 3 template variables that a run without a logical date (a manual run from
+# the UI or the REST API) does not define, and what to write instead. `run_after`
+# (when the run was due) is set on every run.
+LOGICAL_DATE_TEMPLATES = {
+    "ds": "dag_run.run_after | ds",
+    "ds_nodash": "dag_run.run_after | ds_nodash",
+    "ts": "dag_run.run_after | ts",
+    "ts_nodash": "dag_run.run_after | ts_nodash",
+    "ts_nodash_with_tz": "dag_run.run_after | ts_nodash_with_tz",
+    "logical_date": "dag_run.run_after",
+    "data_interval_start": "dag_run.run_after",
+    "data_interval_end": "dag_run.run_after",
+    "prev_data_interval_start_success": "prev_start_date_success",
+    "prev_data_interval_end_success": "prev_end_date_success",
+}
+
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 

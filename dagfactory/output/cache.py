@@ -42,6 +42,7 @@ class CacheEntry(NamedTuple):
     digest: str
     inputs: dict[str, dict[str, str | None]] = {}
     code_modules: tuple[str, ...] = ()
+    warnings: tuple[tuple, ...] = ()  # Problem fields, replayed on every hit
 
     def inputs_unchanged(self) -> bool:
         """Whether every outside input the config read still holds what it held then."""
