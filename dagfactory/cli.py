@@ -212,9 +212,11 @@ def _parser() -> argparse.ArgumentParser:
 
     init = command(
         "init",
-        "write a commented starter config",
-        "Write a commented starter config that validates and renders as it is, to "
-        "configs/NAME.yaml (or --output FILE). An existing file is never overwritten.",
+        "start a project: a commented config and the code it calls",
+        "Write a starter project that validates, renders and runs as it is: a commented "
+        "config, configs/NAME.yaml (or --output FILE), and the package of stub trainers "
+        "it calls, NAME_tasks/ in the dags folder (--out). An existing file is never "
+        "overwritten.",
     )
     init.add_argument(
         "name",
@@ -224,6 +226,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the DAG id, and the config's file name (default: my_pipeline)",
     )
     add_output(init, "where to write the config (default: configs/NAME.yaml)")
+    init.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="the dags folder, where the code package goes (default: generated_dags/)",
+    )
     init.set_defaults(handler=_init_command)
 
     schema = command(
@@ -281,7 +290,7 @@ def _graph_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:
 
 
 def _init_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:
-    return commands.init(args.name, args.output)
+    return commands.init(args.name, args.output, args.out)
 
 
 def _schema_command(args: argparse.Namespace, reporter: Reporter) -> Outcome:

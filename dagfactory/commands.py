@@ -300,14 +300,23 @@ def graph(config: Path, picture: Path | None = None) -> Outcome:
     return outcome
 
 
-def init(name: str, config: Path | None = None) -> Outcome:
-    """Write a commented starter config to ``config`` (default: ``configs/NAME.yaml``)."""
+def init(
+    name: str, config: Path | None = None, out_dir: Path = Path("generated_dags")
+) -> Outcome:
+    """Write a starter project: a commented config (default ``configs/NAME.yaml``) and
+    the package of stub trainers it calls, in ``out_dir``."""
     from dagfactory.tools.init import write_starter
 
     config = config or Path("configs") / f"{name}.yaml"
-    write_starter(name, config)
     outcome = Outcome()
-    outcome.say(f"wrote {config}; next: dagfactory validate {config}")
+    for path in write_starter(name, config, out_dir):
+        outcome.say(f"wrote {path}")
+    run = (
+        f"dagfactory run {config}"
+        if config.parent != Path("configs")
+        else f"dagfactory run {name}"
+    )
+    outcome.say(f"next: dagfactory validate {config}, dagfactory render, {run}")
     return outcome
 
 

@@ -171,26 +171,49 @@ def test_graph_refuses_other_picture_formats_and_invalid_configs(
 # -- init and schema -----------------------------------------------------------------------
 
 
-def test_init_writes_a_starter_that_validates_and_renders(tmp_path):
+def test_init_writes_a_starter_project_that_validates_and_renders(tmp_path):
     result = dagfactory("init", "fresh_pipeline", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    package = Path("generated_dags", "fresh_pipeline_tasks")
+    assert result.stdout.splitlines() == [
+        "wrote configs/fresh_pipeline.yaml",
+        f"wrote {package / '__init__.py'}",
+        f"wrote {package / 'models.py'}",
+        "wrote configs/dagfactory.schema.json",
+        "next: dagfactory validate configs/fresh_pipeline.yaml, dagfactory render,"
+        " dagfactory run fresh_pipeline",
+    ]
     config = tmp_path / "configs" / "fresh_pipeline.yaml"
     text = config.read_text()
-    assert text.startswith("# yaml-language-server: $schema=")
+    # The schema copy beside the config: the same on every teammate's machine.
+    assert text.startswith("# yaml-language-server: $schema=dagfactory.schema.json\n")
+    schema = ROOT / "dagfactory" / "schema" / "spec.schema.json"
+    assert (config.parent / "dagfactory.schema.json").read_text() == schema.read_text()
     assert "dag_id: fresh_pipeline" in text
+    assert "python_callable: fresh_pipeline_tasks.models:train" in text
+    models = (tmp_path / package / "models.py").read_text()
+    assert "def train(size: str) -> float:" in models
     assert dagfactory("validate", cwd=tmp_path).stdout == "1 config valid\n"
     rendered = dagfactory("render", cwd=tmp_path)
     assert rendered.returncode == 0, rendered.stderr
     assert (tmp_path / "generated_dags" / "fresh_pipeline.py").exists()
+    ignore = (tmp_path / "generated_dags" / ".airflowignore").read_text()
+    assert ignore.splitlines()[-1] == "fresh_pipeline_tasks/"
     again = dagfactory("init", "fresh_pipeline", cwd=tmp_path)
     assert again.returncode == 2
     assert "already exists; not overwriting it" in again.stderr
     assert config.read_text() == text
+    other = dagfactory("init", "other_pipeline", cwd=tmp_path)  # keeps the schema copy
+    assert other.returncode == 0, other.stderr
+    assert "dagfactory.schema.json" not in other.stdout
 
 
 def test_init_in_this_repository_points_at_the_schema_by_relative_path(tmp_path):
     config = tmp_path / "pipelines" / "probe.yaml"
-    assert dagfactory("init", "probe", "-o", str(config), cwd=ROOT).returncode == 0
+    dags = tmp_path / "dags"
+    init = ["init", "probe", "-o", str(config), "--out", str(dags)]
+    assert dagfactory(*init, cwd=ROOT).returncode == 0
+    assert (dags / "probe_tasks" / "models.py").exists()
     first = config.read_text().splitlines()[0]
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix + "../")

@@ -1,8 +1,15 @@
-"""``dagfactory init``: a commented starter config that validates and renders as it is."""
+"""``dagfactory init``: a starter project that validates, renders and runs as it is.
+
+It follows the one project layout dagfactory documents: configs in ``configs/``, and
+the code they call in a package inside the dags folder (``generated_dags/``), beside
+the DAG files dagfactory writes, because that folder is what Airflow puts on
+``sys.path`` in every deployment (DAG processor and workers alike).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -10,41 +17,77 @@ from dagfactory.compile import compile_text
 from dagfactory.problems import UsageError
 
 SCHEMA = resources.files("dagfactory").joinpath("schema/spec.schema.json")
+# Beside the configs of a project outside a dagfactory checkout, so that the
+# yaml-language-server line works on every teammate's machine.
+SCHEMA_COPY = "dagfactory.schema.json"
+_TEMPLATES = resources.files("dagfactory").joinpath("templates")
+
+
+def code_package(dag_id: str) -> str:
+    """The name of the package the starter's trainers live in: ``<dag_id>_tasks``."""
+    name = re.sub(r"\W", "_", dag_id) + "_tasks"
+    return name if name.isidentifier() else f"_{name}"
 
 
 def schema_reference(config: Path) -> str:
-    """How the config's ``yaml-language-server`` comment names the schema shipped with dagfactory.
+    """How the config's ``yaml-language-server`` line names the schema.
 
-    A relative path when the schema lives under the working directory (a clone of this
-    repository), else the schema file's ``file://`` URI.
+    The schema in this checkout when dagfactory runs from one (its own examples), else
+    the copy ``init`` writes beside the configs.
     """
     schema = Path(str(SCHEMA)).resolve()
     if schema.is_relative_to(Path.cwd().resolve()):
         return Path(os.path.relpath(schema, config.parent.resolve())).as_posix()
-    return schema.as_uri()
+    return SCHEMA_COPY
 
 
-def starter_config(dag_id: str, config: Path) -> str:
-    """The starter text for ``config`` with ``dag_id``; a UsageError if it cannot be a DAG id."""
-    template = resources.files("dagfactory").joinpath("templates/starter.yaml")
-    text = template.read_text("utf-8").format(
-        dag_id=dag_id, schema=schema_reference(config)
-    )
+def starter_files(dag_id: str, config: Path, out_dir: Path) -> dict[Path, str]:
+    """Every file of the starter project and its text; a UsageError for a bad DAG id."""
+    package = code_package(dag_id)
+    reference = schema_reference(config)
+    fields = {
+        "dag_id": dag_id,
+        "schema": reference,
+        "package": package,
+        "out": out_dir.as_posix(),
+    }
+    text = _TEMPLATES.joinpath("starter.yaml").read_text("utf-8").format(**fields)
     compiled = compile_text(text, str(config))  # it must render, not only validate
     if isinstance(compiled, list):
         problems = "; ".join(problem.message for problem in compiled)
         raise UsageError(f"{dag_id!r} cannot be a DAG id: {problems}")
-    return text
+    models = _TEMPLATES.joinpath("starter_models.py.txt").read_text("utf-8")
+    files = {
+        config: text,
+        out_dir
+        / package
+        / "__init__.py": f'"""The code the {dag_id} pipeline calls."""\n',
+        out_dir / package / "models.py": models.format(**fields),
+    }
+    if reference == SCHEMA_COPY:
+        files[config.parent / SCHEMA_COPY] = SCHEMA.read_text("utf-8")
+    return files
 
 
-def write_starter(dag_id: str, config: Path) -> None:
-    """Write the starter config to ``config``, which must not exist yet."""
-    if config.exists():
-        raise UsageError(f"{config} already exists; not overwriting it")
-    text = starter_config(dag_id, config)
-    config.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with config.open("x", encoding="utf-8") as stream:
-            stream.write(text)
-    except FileExistsError:  # made since we looked
-        raise UsageError(f"{config} already exists; not overwriting it") from None
+def write_starter(dag_id: str, config: Path, out_dir: Path) -> list[Path]:
+    """Write the starter project; nothing if its config or code package exists already.
+
+    A schema copy already beside the configs is kept. Returns the files written.
+    """
+    files = starter_files(dag_id, config, out_dir)
+    package = out_dir / code_package(dag_id)
+    for path in (config, package):
+        if path.exists():
+            raise UsageError(f"{path} already exists; not overwriting it")
+    written = []
+    for path, text in files.items():
+        if path.name == SCHEMA_COPY and path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="utf-8") as stream:
+                stream.write(text)
+        except FileExistsError:  # made since we looked
+            raise UsageError(f"{path} already exists; not overwriting it") from None
+        written.append(path)
+    return written
