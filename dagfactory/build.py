@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from dagfactory.compile import Compiled, compile_config
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
-from dagfactory.output.plan import digest, is_current, output_path
+from dagfactory.output.plan import digest, is_current, output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Rendered:
     """
 
     config: ConfigSource
+    recorded_as: str  # how the file's header names the config
     dag_id: str
     dag_id_line: int
     dag_id_column: int
@@ -60,13 +61,14 @@ class Rendered:
 
     @property
     def source(self) -> str:
-        """The config's name, as errors and the file's header give it."""
+        """The config's name, as errors give it."""
         return self.config.name
 
     @classmethod
     def of(cls, config: ConfigSource, compiled: Compiled) -> Rendered:
         return cls(
             config,
+            compiled.pipeline.source,
             compiled.dag_id,
             compiled.dag_id_line,
             compiled.dag_id_column,
@@ -115,8 +117,12 @@ def compile_batch(
     """
     results: dict[ConfigSource, Rendered | list[Problem]] = {}
     keys: dict[ConfigSource, str] = {}
+    names = {
+        config: config.name if out_dir is None else recorded_name(config.path, out_dir)
+        for config in configs
+    }
     if cache is not None:
-        keys = _cache_keys(cache, configs, templates)
+        keys = _cache_keys(cache, configs, names, templates)
         for config, key in keys.items():
             entry = cache.get(key)
             if entry is not None and (
@@ -125,13 +131,14 @@ def compile_batch(
             ):
                 results[config] = Rendered(
                     config,
+                    names[config],
                     *entry[:4],
                     tuple(entry.code_modules),
                     tuple(_problem(fields) for fields in entry.warnings),
                 )
     pending = [config for config in configs if config not in results]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
-    outcomes = _compile_all(pending, jobs, templates)
+    outcomes = _compile_all(pending, [names[c] for c in pending], jobs, templates)
     for done, (config, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if isinstance(outcome, Compiled):
             results[config] = Rendered.of(config, outcome)
@@ -182,7 +189,10 @@ def _gather(
 
 
 def _cache_keys(
-    cache: RenderCache, configs: list[ConfigSource], templates: Path | None
+    cache: RenderCache,
+    configs: list[ConfigSource],
+    names: dict[ConfigSource, str],
+    templates: Path | None,
 ) -> dict[ConfigSource, str]:
     """The key of everything each config's output depends on; none for an unreadable one.
 
@@ -203,7 +213,9 @@ def _cache_keys(
             ]
         except OSError:
             continue  # compiling it reports why it cannot be read
-        keys[config] = cache.key(config.name, b"\0".join([own, *inputs]))
+        # How the header names the config is in the file: it is in the key too.
+        name = f"{config.name}\0{names[config]}"
+        keys[config] = cache.key(name, b"\0".join([own, *inputs]))
     return keys
 
 
@@ -242,18 +254,23 @@ def _problem(fields: list) -> Problem:
 
 
 def _compile_one(
-    config: ConfigSource, templates: Path | None
+    config: ConfigSource, recorded_as: str, templates: Path | None
 ) -> Compiled | list[Problem]:
-    return compile_config(config.path, config.name, config.defaults, templates)
+    return compile_config(
+        config.path, config.name, config.defaults, templates, recorded_as
+    )
 
 
 def _compile_all(
-    configs: list[ConfigSource], jobs: int, templates: Path | None
+    configs: list[ConfigSource],
+    recorded_as: list[str],
+    jobs: int,
+    templates: Path | None,
 ) -> Iterator[Compiled | list[Problem]]:
     """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
     compile_one = functools.partial(_compile_one, templates=templates)
     if jobs <= 1 or len(configs) <= 1:
-        yield from map(compile_one, configs)
+        yield from map(compile_one, configs, recorded_as)
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
     from concurrent.futures import ProcessPoolExecutor
@@ -261,4 +278,4 @@ def _compile_all(
     jobs = min(jobs, len(configs))
     with ProcessPoolExecutor(max_workers=jobs) as executor:
         chunk = max(1, len(configs) // (jobs * 8))
-        yield from executor.map(compile_one, configs, chunksize=chunk)
+        yield from executor.map(compile_one, configs, recorded_as, chunksize=chunk)

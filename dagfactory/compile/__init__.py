@@ -42,8 +42,12 @@ def compile_config(
     name: str,
     defaults: Sequence[tuple[Path, str]] = (),
     templates: Path | None = None,
+    recorded_as: str | None = None,
 ) -> Compiled | list[Problem]:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
+
+    ``recorded_as`` is how the generated file's header names the config (default:
+    ``name``).
 
     Returns every problem of the first stage that found an error (a warning alone
     does not stop a config; it comes with the result). ``templates`` is a folder
@@ -58,7 +62,7 @@ def compile_config(
         doc = load_config(path, name, defaults)
     except ConfigError as exc:
         return exc.problems
-    return compile_document(doc, templates)
+    return compile_document(doc, templates, recorded_as)
 
 
 def compile_text(
@@ -75,7 +79,7 @@ def compile_text(
 
 
 def compile_document(
-    doc: Document, templates: Path | None = None
+    doc: Document, templates: Path | None = None, recorded_as: str | None = None
 ) -> Compiled | list[Problem]:
     """The stages after loading: validate, build the spec, render."""
     from dagfactory.compile.render import render_pipeline
@@ -85,7 +89,7 @@ def compile_document(
     problems = validate(doc)
     if any(problem.severity == "error" for problem in problems):
         return problems
-    pipeline = build_spec(doc)
+    pipeline = build_spec(doc, recorded_as or doc.name)
     here = doc.locate(("dag", "dag_id"))
     return Compiled(
         name=doc.name,

@@ -278,8 +278,11 @@ class Pipeline:
         return any(isinstance(value, timedelta) for value in values)
 
 
-def build_spec(doc: Document) -> Pipeline:
-    """Normalise a validated config into a :class:`Pipeline`."""
+def build_spec(doc: Document, source: str | None = None) -> Pipeline:
+    """Normalise a validated config into a :class:`Pipeline`.
+
+    ``source`` is how the generated file names its config (default: the document's name).
+    """
     data = doc.data
     dag, trainers, chooser = data["dag"], data["trainers"], data["chooser"]
     downloads = (
@@ -340,7 +343,7 @@ def build_spec(doc: Document) -> Pipeline:
     )
     schedule = dag.get("schedule")
     return Pipeline(
-        source=UserText(doc.name),
+        source=UserText(source or doc.name),
         dag=DagSettings(
             dag_id=dag["dag_id"],
             description=dag.get("description"),

@@ -14,12 +14,14 @@ from __future__ import annotations
 import difflib
 import enum
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from dagfactory.compile.header import GENERATED_MARKER, is_generated, recorded_source
+from dagfactory.configs import display_name
 from dagfactory.problems import Problem, UsageError
 
 
@@ -34,6 +36,8 @@ class Rendered(Protocol):
     def content(self) -> str | None: ...
     @property
     def code_modules(self) -> tuple[str, ...]: ...
+    @property
+    def recorded_as(self) -> str: ...
 
 
 IGNORE_FILE = ".airflowignore"
@@ -51,6 +55,19 @@ def digest(data: bytes) -> str:
 def output_path(out_dir: Path, dag_id: str) -> Path:
     """Where the DAG file of ``dag_id`` goes: the one naming rule of outputs."""
     return out_dir / f"{dag_id}.py"
+
+
+def recorded_name(config: Path, out_dir: Path) -> str:
+    """How a file in ``out_dir`` names its config: relative to the folder holding
+    ``out_dir`` (the project), so that it is the same from any working directory."""
+    return Path(
+        os.path.relpath(config.absolute(), out_dir.absolute().parent)
+    ).as_posix()
+
+
+def recorded_config(recorded: str, out_dir: Path) -> Path:
+    """The config a file in ``out_dir`` names (see :func:`recorded_name`)."""
+    return out_dir.absolute().parent / recorded
 
 
 def is_current(path: Path, expected: str) -> bool:
@@ -248,12 +265,15 @@ def _stale_files(
     generate, are never stale.
     """
     current = {path.absolute() for path, _ in outputs}
-    sources = {unit.source for _, unit in outputs}
+    sources = {unit.recorded_as for _, unit in outputs}
     stale = []
     for path in sorted(out_dir.glob("*.py")):
         if path.absolute() in current:
             continue
         source = recorded_source(path)
-        if source is not None and (source in sources or not Path(source).is_file()):
-            stale.append(PlannedFile(path, Action.REMOVE, source))
+        if source is None:
+            continue
+        config = recorded_config(source, out_dir)
+        if source in sources or not config.is_file():
+            stale.append(PlannedFile(path, Action.REMOVE, display_name(config)))
     return stale
