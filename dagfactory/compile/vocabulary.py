@@ -45,6 +45,8 @@ DURATION_KEYS = (
 OPERATOR_SETTINGS = (
     "queue",
     "pool",
+    "pool_slots",
+    "executor",
     "retries",
     "retry_delay",
     "execution_timeout",
