@@ -103,12 +103,48 @@ def test_env_values_are_expanded_only_when_tagged(monkeypatch):
         "op_kwargs: {depth: 3}",
         'op_kwargs: {bucket: !env "s3://${DF_TEST_BUCKET}/{{ ds }}", region: !env "${DF_TEST_MISSING:-eu-west-1}"}',
     )
-    pipeline = pipeline_of(text)
+    pipeline = pipeline_of("allow_env: [DF_TEST_BUCKET, DF_TEST_MISSING]\n" + text)
     assert pipeline.downloads[0].bash_command == "echo ${HOME} {{ ds }}"
     assert pipeline.trainers.models[1].op_kwargs == {
         "bucket": "s3://prod-bucket/{{ ds }}",
         "region": "eu-west-1",
     }
+
+
+def test_env_values_may_read_only_the_variables_allow_env_lists(monkeypatch, tmp_path):
+    """What !env reads is copied into the DAG file: no variable is read unless listed."""
+    monkeypatch.setenv("DF_TEST_TOKEN", "s3cr3t")
+    reads = VALID.replace("echo hello", '!env "echo ${DF_TEST_TOKEN}"')
+    assert compile_yaml(reads) == [
+        "c.yaml:6:17: error: download.bash_command: !env reads DF_TEST_TOKEN, which"
+        " allow_env does not list; its value would be copied into the DAG file: add"
+        " allow_env: [DF_TEST_TOKEN] to this config or a defaults.yaml above it if that"
+        " is safe, or read secrets when the task runs (an Airflow connection or variable)"
+    ]
+    other = compile_yaml("allow_env: [DF_TEST_OTHER]\n" + reads)
+    assert len(other) == 1 and "DF_TEST_TOKEN, which allow_env" in other[0]
+    write(tmp_path / "defaults.yaml", "allow_env: [DF_TEST_TOKEN]\n")
+    write(tmp_path / "demo.yaml", reads)
+    batch = compile_batch(discover([tmp_path]))
+    assert batch.problems == []
+    assert "echo s3cr3t" in batch.rendered[0].content
+
+
+def test_a_defaults_env_value_the_config_overrides_is_not_read_into_the_dag(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("DF_TEST_TOKEN", "s3cr3t")
+    write(
+        tmp_path / "defaults.yaml",
+        'dag:\n  description: !env "token ${DF_TEST_TOKEN}"\n',
+    )
+    write(
+        tmp_path / "demo.yaml",
+        VALID.replace("dag_id: demo", "dag_id: demo\n  description: mine"),
+    )
+    batch = compile_batch(discover([tmp_path]))
+    assert batch.problems == []
+    assert "s3cr3t" not in batch.rendered[0].content
 
 
 def test_unset_env_value_is_an_error(monkeypatch):

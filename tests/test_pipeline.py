@@ -161,7 +161,9 @@ def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read
     assert second.rendered[0].pipeline is not None  # compiled again, not from the cache
     assert second.rendered[0].digest != first.rendered[0].digest
     (folder / "c000.yaml").write_text(
-        VALID.replace("echo hello", "!env 'echo ${DF_TEST_GREETING:-hi}'"), "utf-8"
+        "allow_env: [DF_TEST_GREETING]\n"
+        + VALID.replace("echo hello", "!env 'echo ${DF_TEST_GREETING:-hi}'"),
+        "utf-8",
     )
     for greeting in ("hello", "bonjour"):
         monkeypatch.setenv("DF_TEST_GREETING", greeting)

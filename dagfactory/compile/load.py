@@ -97,12 +97,13 @@ class Mark:
 class Inputs:
     """What a config used from outside its files: environment variables and a Markdown file.
 
-    ``env`` maps each variable an ``!env`` value named to what it held (None: unset);
-    ``doc_md`` is the text of the file ``doc_md_file`` when the config names one it may
-    read.
+    ``env`` maps each variable an ``!env`` value named to what it held (None: unset),
+    ``env_uses`` each of them to the first value that named it; ``doc_md`` is the text
+    of the file ``doc_md_file`` when the config names one it may read.
     """
 
     env: dict[str, str | None] = field(default_factory=dict)
+    env_uses: dict[str, SpecPath] = field(default_factory=dict)
     doc_md_file: Path | None = None
     doc_md: str | None = None
 
@@ -213,7 +214,15 @@ def merge_defaults(defaults: Document, doc: Document) -> Document:
         carried(defaults.marks) | doc.marks,
         carried(defaults.key_marks) | doc.key_marks,
         plain_text | doc.plain_text,
-        Inputs(defaults.inputs.env | doc.inputs.env),
+        Inputs(
+            defaults.inputs.env | doc.inputs.env,
+            {  # a defaults value the config overrides is not in the DAG
+                name: path
+                for name, path in defaults.inputs.env_uses.items()
+                if path in inherited
+            }
+            | doc.inputs.env_uses,
+        ),
     )
 
 
@@ -332,7 +341,7 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document
         builder.marks,
         builder.key_marks,
         builder.plain_text,
-        Inputs(env=builder.env),
+        Inputs(env=builder.env, env_uses=builder.env_uses),
     )
 
 
@@ -370,6 +379,7 @@ class _Builder:
         self.key_marks: dict[SpecPath, Mark] = {}
         self.plain_text: dict[SpecPath, str] = {}
         self.env: dict[str, str | None] = {}
+        self.env_uses: dict[str, SpecPath] = {}
 
     def error(self, node: Node, path: SpecPath, message: str) -> Problem:
         return Problem(
@@ -465,6 +475,7 @@ class _Builder:
         def expand(match: re.Match[str]) -> str:
             name, fallback = match.groups()
             value = self.env[name] = os.environ.get(name)
+            self.env_uses.setdefault(name, path)
             if value or (value is not None and fallback is None):
                 return value
             if fallback is not None:

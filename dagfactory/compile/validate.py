@@ -381,6 +381,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
         _mapping(data.get(key)) for key in ("dag", "trainers", "chooser")
     )
     yield from _date_errors(doc, dag)
+    yield from _env_errors(doc)
     models = _trainer_models(trainers)
     yield from _duplicate_ids(doc, models)
     uses_bash = _uses_bash(trainers, models)
@@ -474,6 +475,22 @@ def _logical_date_warnings(
                 f"{{{{ {name} }}}} is undefined in a run without a logical date (a "
                 "manual run from the UI or the REST API), which then fails; write "
                 f"{{{{ {LOGICAL_DATE_TEMPLATES[name]} }}}} instead",
+            )
+
+
+def _env_errors(doc: Document) -> Iterator[Problem]:
+    """``!env`` may read only the variables ``allow_env`` lists: what it reads is copied
+    into the DAG file, so no secret of the machine that renders gets there by accident."""
+    allowed = doc.data.get("allow_env")
+    allowed = set(allowed) if isinstance(allowed, list) else set()
+    for name, path in doc.inputs.env_uses.items():
+        if name not in allowed:
+            yield doc.error(
+                path,
+                f"!env reads {name}, which allow_env does not list; its value would be "
+                f"copied into the DAG file: add allow_env: [{name}] to this config or "
+                "a defaults.yaml above it if that is safe, or read secrets when the task "
+                "runs (an Airflow connection or variable)",
             )
 
 
