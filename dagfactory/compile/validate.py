@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
+from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.load import Document, doc_md_location, walk
 from dagfactory.compile.vocabulary import (
     CALLABLE_KEYS,
@@ -32,6 +33,7 @@ from dagfactory.compile.vocabulary import (
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
     has_command,
+    is_duration_text,
     matrix_size,
     parse_date,
     runs_bash,
@@ -382,6 +384,15 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
     )
     yield from _date_errors(doc, dag)
     yield from _env_errors(doc)
+    schedule = dag.get("schedule")
+    cron_shape = _python_regex(spec_schema()["$defs"]["cron_or_preset"]["pattern"])
+    if (
+        isinstance(schedule, str)
+        and not is_duration_text(schedule)
+        and cron_shape.search(schedule)  # else the schema says what a schedule is
+        and (problem := cron_problem(schedule)) is not None
+    ):
+        yield doc.error(("dag", "schedule"), problem)
     models = _trainer_models(trainers)
     yield from _duplicate_ids(doc, models)
     uses_bash = _uses_bash(trainers, models)
