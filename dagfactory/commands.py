@@ -222,7 +222,10 @@ def run(
     pipeline = unit.pipeline
     for line in outcome.output:
         say(line.rstrip("\n"))
-    say(f"running {pipeline.dag.dag_id} on an embedded Airflow (SQLite metadata DB)...")
+    say(
+        f"running {pipeline.dag.dag_id} on an embedded Airflow"
+        " (SQLite metadata DB; retries off for a local run)..."
+    )
     if home is not None:
         result = run_dag(pipeline.dag.dag_id, out_dir, home)
     else:
@@ -236,8 +239,11 @@ def _run_outcome(pipeline: Pipeline, result: RunResult) -> Outcome:
 
     if not result.succeeded:
         message = f"DAG run of {pipeline.dag.dag_id} ended in state {result.state}"
+        # What failed and why first; the log's end after it, for what came before.
+        failed = [failure.text for failure in result.failures]
+        detail = "\n".join([*failed, "", "end of Airflow's log:", result.log_tail()])
         return Outcome(
-            EXIT_PROBLEMS, [Problem.general(message, detail=result.log[-5000:])]
+            EXIT_PROBLEMS, [Problem.general(message, detail=detail.lstrip())]
         )
     chooser = pipeline.chooser
     winner = result.pushed(chooser.task_id, chooser.push_key)

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import ROOT, compiled
-from dagfactory.tools.run import run_dag
+from dagfactory.tools.run import TaskFailure, run_dag
 
 pytestmark = pytest.mark.airflow
 
@@ -241,3 +241,40 @@ def test_chooser_names_every_trainer_with_a_nan_or_infinite_metric(
         "no finite number under the XCom key 'val_loss': candidates.train_depth_2 pushed 'nan';"
         " candidates.train_depth_8 pushed 'inf'" in result.log
     ), result.log[-3000:]
+
+
+def test_a_local_run_tries_each_task_once_whatever_its_retries(tmp_path, airflow_home):
+    """retries: 1 with a five-minute retry_delay would keep a local run waiting in silence:
+    the task fails on its first try, and its exception is recorded from Airflow itself."""
+    parsed = "python_callable: ml_demo.models:parse_metric\n      op_kwargs: {text: "
+    dags = min_loss_variant(
+        tmp_path,
+        "retried_metrics",
+        ("retries: 0", "retries: 1"),
+        ("retry_delay: 30s", "retry_delay: 5m"),
+        ("op_kwargs: {value: 0.42}", parsed + "oops}"),
+    )
+    assert '"retries": 1,' in (dags / "retried_metrics.py").read_text()
+    result = run_dag("retried_metrics", dags, airflow_home)
+    assert result.state == "failed"
+    assert result.failures == [
+        TaskFailure(
+            "candidates.train_depth_2",
+            -1,
+            "failed",
+            1,
+            "ValueError",
+            "could not convert string to float: 'oops'",
+        )
+    ]
+    tail = result.log_tail()
+    assert result.log.endswith(tail) and result.log[-len(tail) - 1] == "\n"
+
+
+def test_a_failure_names_its_map_index_and_keeps_a_long_message_under_it():
+    failure = TaskFailure("seeds.train_seed", 3, "failed", 1, "KeyError", "a\nb")
+    assert failure.text == (
+        "seeds.train_seed (map index 3) failed on try 1: KeyError: a\n  b"
+    )
+    silent = TaskFailure("fetch", -1, "failed", 1, None, None)
+    assert silent.text == "fetch failed on try 1: no exception recorded (see the log)"

@@ -178,7 +178,9 @@ def test_check_findings_are_problems_in_every_format(tmp_path):
     )
 
 
-def test_a_failed_run_is_a_problem_with_the_log_as_its_detail(tmp_path):
+def test_a_failed_run_is_a_problem_with_the_failing_task_then_the_log_as_its_detail(
+    tmp_path,
+):
     config = tmp_path / "failing.yaml"
     config.write_text(VALID.replace("echo hello", "echo no data; exit 3"))
     result = dagfactory(
@@ -187,5 +189,12 @@ def test_a_failed_run_is_a_problem_with_the_log_as_its_detail(tmp_path):
     assert result.returncode == 1
     (problem,) = json.loads(result.stdout)  # stdout holds the JSON document alone
     assert problem["message"] == "DAG run of demo ended in state failed"
-    assert "no data" in problem["detail"]
+    failed, blank, heading, *log = problem["detail"].splitlines()
+    assert failed == (
+        "fetch failed on try 1: AirflowException: Bash command failed."
+        " The command returned a non-zero exit code 3."
+    )
+    assert (blank, heading) == ("", "end of Airflow's log:")
+    assert "no data" in "\n".join(log)  # the task's own output, after the summary
     assert "running demo on an embedded Airflow" in result.stderr
+    assert "retries off for a local run" in result.stderr

@@ -1,15 +1,20 @@
 """Run a generated DAG end to end on an embedded Airflow and read back what went through XCom.
 
-Airflow runs in child processes (``python -m airflow``, see :mod:`.airflow`) with its
-own ``AIRFLOW_HOME`` and a SQLite metadata database there, so nothing needs setting up
-by hand and this process never imports Airflow. XComs are read from the metadata database afterwards.
+Airflow runs in child processes (see :mod:`.airflow`) with its own ``AIRFLOW_HOME`` and a
+SQLite metadata database there, so nothing needs setting up by hand and this process never
+imports Airflow. ``airflow db migrate`` sets the database up; a second child loads the DAG
+from a DagBag, runs it once with ``dag.test()`` and reads the run back through Airflow's own
+models (its tables change between releases: XComs left the ``xcom`` table in 3.4), writing
+what it found as JSON to a file, away from Airflow's logging on stdout.
+
+Retries are off for a local run: a failing task fails at once instead of waiting out its
+``retry_delay`` (minutes, with nothing to show), and the deployment keeps the config's retries.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +36,40 @@ class XComEntry:
 
 
 @dataclass(frozen=True)
+class TaskFailure:
+    """A task instance that failed, with the exception Airflow handed its listeners (if any)."""
+
+    task_id: str
+    map_index: int
+    state: str
+    try_number: int
+    exception: str | None  # its type; None when Airflow passed on only a message
+    message: str | None  # None when Airflow passed on nothing: the log is all there is
+
+    @property
+    def text(self) -> str:
+        """``fetch failed on try 1: AirflowException: Bash command failed...`` (one task, one line)."""
+        task = self.task_id
+        if self.map_index >= 0:
+            task += f" (map index {self.map_index})"
+        if self.message is None:
+            error = "no exception recorded (see the log)"
+        elif self.exception is None:
+            error = self.message
+        else:
+            error = f"{self.exception}: {self.message}"
+        # A message's further lines go under its first, indented.
+        error = error.replace("\n", "\n  ")
+        return f"{task} {self.state} on try {self.try_number}: {error}"
+
+
+@dataclass(frozen=True)
 class RunResult:
     dag_id: str
     run_id: str | None
     state: str | None
     xcoms: list[XComEntry]
+    failures: list[TaskFailure]
     log: str
 
     @property
@@ -49,42 +83,112 @@ class RunResult:
             None,
         )
 
+    def log_tail(self, limit: int = 5000) -> str:
+        """The end of the log, at most ``limit`` characters, from the start of a line."""
+        if len(self.log) <= limit:
+            return self.log
+        tail = self.log[-limit:]
+        return tail[tail.find("\n") + 1 :]
 
-def _airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return python_with_airflow(["-m", "airflow", *args], env)
+
+def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
+    """Runs in the child: run ``dag_id`` once, retries off, and dump the run as JSON."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.listeners import hookimpl
+    from airflow.models.xcom import XComModel
+    from airflow.sdk.listener import get_listener_manager
+    from airflow.utils.session import create_session
+
+    errors: dict[tuple[str, int], BaseException | str | None] = {}
+
+    class FailureRecorder:
+        """Airflow's listener hook sees each failing task's exception (in this process)."""
+
+        @hookimpl
+        def on_task_instance_failed(self, task_instance: Any, error: Any) -> None:
+            errors[task_instance.task_id, task_instance.map_index] = error
+
+    bag = DagBag(dag_folder=folder)
+    if dag_id not in bag.dags:
+        raise SystemExit(
+            f"no DAG {dag_id!r} in {folder}\n" + "\n".join(bag.import_errors.values())
+        )
+    dag = bag.dags[dag_id]
+    for task in dag.tasks:
+        task.retries = 0
+    get_listener_manager().add_listener(FailureRecorder())
+    run = dag.test()  # a failed run is returned, not raised
+    with create_session() as session:
+        instances = run.get_task_instances(session=session)
+        stored = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=dag_id)
+        ).all()
+        xcoms = [
+            {
+                "key": x.key,
+                "value": x.value,  # the stored JSON, decoded once, as the XCom list shows it
+                "task_id": x.task_id,
+                "dag_id": x.dag_id,
+                "map_index": x.map_index,
+                "timestamp": x.timestamp.isoformat(),
+            }
+            for x in sorted(stored, key=lambda x: x.timestamp)
+        ]
+        order = {key: n for n, key in enumerate(errors)}  # the order they failed in
+        failed = sorted(
+            (ti for ti in instances if ti.state == "failed"),
+            key=lambda ti: order.get((ti.task_id, ti.map_index), len(order)),
+        )
+        failures = [
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "state": str(ti.state),
+                "try_number": ti.try_number,
+                **_error(errors.get((ti.task_id, ti.map_index))),
+            }
+            for ti in failed
+        ]
+    document = {
+        "run_id": run.run_id,
+        "state": str(run.state),
+        "logical_date": run.logical_date and run.logical_date.isoformat(),
+        "xcoms": xcoms,
+        "failures": failures,
+    }
+    Path(result_file).write_text(json.dumps(document), "utf-8")
+
+
+def _error(error: BaseException | str | None) -> dict[str, str | None]:
+    """Airflow passes listeners the exception, or only its text, or nothing."""
+    if isinstance(error, BaseException):
+        return {"exception": type(error).__name__, "message": str(error)}
+    return {"exception": None, "message": error}
 
 
 def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
-    """Migrate the metadata DB under ``home``, run ``airflow dags test`` and collect the XComs."""
+    """Migrate the metadata DB under ``home``, run ``dag_id`` once (retries off), collect the XComs."""
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(home, dags_folder)
-    migrate = _airflow(["db", "migrate"], env)
+    migrate = python_with_airflow(["-m", "airflow", "db", "migrate"], env)
     if migrate.returncode != 0:
-        return RunResult(dag_id, None, None, [], migrate.stdout + migrate.stderr)
-    test = _airflow(["dags", "test", dag_id], env)
-    log = test.stdout + test.stderr
-    with sqlite3.connect(home / "airflow.db") as db:
-        run = db.execute(
-            "SELECT run_id, state, logical_date FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-            (dag_id,),
-        ).fetchone()
-        if run is None:
-            return RunResult(dag_id, None, None, [], log)
-        run_id, state, logical_date = run
-        rows = db.execute(
-            "SELECT key, value, task_id, dag_id, map_index, timestamp FROM xcom"
-            " WHERE dag_id = ? AND run_id = ? ORDER BY timestamp",
-            (dag_id, run_id),
-        ).fetchall()
+        return RunResult(dag_id, None, None, [], [], migrate.stdout + migrate.stderr)
+    with tempfile.TemporaryDirectory(prefix="dagfactory-run-") as scratch:
+        result_file = Path(scratch, "run.json")
+        arguments = ", ".join(
+            map(repr, [dag_id, str(dags_folder.resolve()), str(result_file)])
+        )
+        probe = f"from dagfactory.tools.run import run_and_record; run_and_record({arguments})"
+        child = python_with_airflow(["-c", probe], env)
+        log = child.stdout + child.stderr
+        if not result_file.exists():
+            return RunResult(dag_id, None, None, [], [], log)
+        document = json.loads(result_file.read_text("utf-8"))
     xcoms = [
-        XComEntry(key, _decode(value), task_id, dag, map_index, logical_date, timestamp)
-        for key, value, task_id, dag, map_index, timestamp in rows
+        XComEntry(logical_date=document["logical_date"], **entry)
+        for entry in document["xcoms"]
     ]
-    return RunResult(dag_id, run_id, state, xcoms, log)
-
-
-def _decode(value: Any) -> Any:
-    """XCom values are stored as JSON; SQLite hands numbers back already decoded."""
-    if isinstance(value, bytes):
-        value = value.decode()
-    return json.loads(value) if isinstance(value, str) else value
+    failures = [TaskFailure(**failure) for failure in document["failures"]]
+    return RunResult(
+        dag_id, document["run_id"], document["state"], xcoms, failures, log
+    )
