@@ -256,30 +256,44 @@ def _run_outcome(pipeline: Pipeline, result: RunResult) -> Outcome:
 
 
 def check(folder: Path) -> Outcome:
-    """Load every file of ``folder`` in a real Airflow DagBag and say what Airflow says of each."""
-    from dagfactory.report import check_listing, check_summary
-    from dagfactory.tools.check import check_folder
+    """Load ``folder`` in a real Airflow DagBag, then prove the callables its configs name.
+
+    Each file's problems are in its line of the listing (``listed``); the problems of
+    the configs behind the files, a callable's at the line and column it is written,
+    are not, and come after it in every format.
+    """
+    from dagfactory.report import check_listing, check_summary, config_summary
+    from dagfactory.tools.check import check_folder, configured_references
 
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
-    result = check_folder(folder)
+    references, config_problems = configured_references(folder)
+    result = check_folder(folder, references)
     if not result.files:
-        problem = Problem.in_file(
-            str(folder), "Airflow found no DAG file to load", detail=result.log[-5000:]
+        message = (
+            f"the Airflow process failed (exit code {result.exit_code})"
+            if result.exit_code
+            else "Airflow found no DAG file to load"
         )
-        return Outcome(EXIT_PROBLEMS, [problem])
-    outcome = Outcome(listed=True)
+        problem = Problem.in_file(str(folder), message, detail=result.log[-5000:])
+        return Outcome(EXIT_PROBLEMS, [problem, *config_problems])
+    outcome = Outcome()
     for line in check_listing(result):
         outcome.say(line)
-    outcome.problems = [
+    outcome.listed = [
         Problem.in_file(report.path, report.kind, detail=report.detail)
         for report in result.problems
     ]
-    if outcome.problems:
-        outcome.exit_code = EXIT_PROBLEMS
-        outcome.notes.append(check_summary(result))
-    else:
+    outcome.problems = sorted(config_problems + result.callables, key=Problem.sort_key)
+    errors = [p for p in outcome.all_problems if p.severity == "error"]
+    if not errors:
         outcome.say(check_summary(result))
+        return outcome
+    outcome.exit_code = EXIT_PROBLEMS
+    outcome.notes.append(check_summary(result))
+    in_configs = [problem for problem in errors if problem.located]
+    if in_configs:
+        outcome.notes.append(config_summary(in_configs))
     return outcome
 
 

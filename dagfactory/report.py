@@ -39,20 +39,25 @@ class Outcome:
     """What a command did and found: printed by a :class:`Reporter`, its code the exit status.
 
     ``output`` is what the command tells a person (lines, diffs), in order; ``notes``
-    are closing lines about what went wrong (stderr). ``listed`` says that ``output``
-    already shows every problem to a person (``check``'s listing), so text shows them
-    once.
+    are closing lines about what went wrong (stderr). ``listed`` are problems that
+    ``output`` already shows a person (``check``'s listing of files): text does not
+    print them again, json and github print them before ``problems``.
     """
 
     exit_code: int = EXIT_OK
     problems: list[Problem] = field(default_factory=list)
     output: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    listed: bool = False
+    listed: list[Problem] = field(default_factory=list)
 
     def say(self, text: str = "") -> None:
         """Add a line for a person."""
         self.output.append(text + "\n")
+
+    @property
+    def all_problems(self) -> list[Problem]:
+        """Every problem, listed or not: what tools are given."""
+        return [*self.listed, *self.problems]
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -153,11 +158,11 @@ class Reporter:
         self.people.write("".join(outcome.output))
         self.people.flush()  # before stderr, so that a merged log keeps the order
         if self.format == "json":
-            print(json_document(outcome.problems), file=self.stdout)
+            print(json_document(outcome.all_problems), file=self.stdout)
         elif self.format == "github":
-            for problem in outcome.problems:
+            for problem in outcome.all_problems:
                 print(github_line(problem), file=self.stdout)
-        elif not outcome.listed:
+        else:
             colour = use_colour(self.stderr)
             for problem in outcome.problems:
                 if problem.detail:
@@ -191,6 +196,15 @@ def check_summary(result: CheckResult) -> str:
     dags = sum(len(report.dag_ids) for report in result.files)
     kinds = ", ".join(plural(count, kind) for kind, count in counts.items())
     return f"checked {plural(len(result.files), 'file')}: {plural(dags, 'DAG')} loaded, {kinds}"
+
+
+def config_summary(problems: list[Problem]) -> str:
+    """``2 errors in 1 config``: what ``check`` found wrong in the configs behind the files."""
+    files = len({problem.file for problem in problems})
+    return (
+        f"{len(problems)} error{'s' if len(problems) != 1 else ''} in "
+        f"{files} config{'s' if files != 1 else ''}"
+    )
 
 
 def xcom_table(xcoms: list[XComEntry]) -> list[str]:

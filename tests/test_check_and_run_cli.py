@@ -55,6 +55,7 @@ def test_check_passes_on_the_committed_dags():
 def test_check_reports_import_errors_cycles_and_duplicate_dag_ids(tmp_path):
     dags = tmp_path / "dags"
     shutil.copytree(ROOT / "generated_dags", dags)
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")  # what the headers name
     (dags / "broken.py").write_text(BROKEN)
     (dags / "looping.py").write_text(CYCLE)
     copy = (dags / "xcom_dag.py").read_text()
@@ -159,6 +160,7 @@ def test_check_findings_are_problems_in_every_format(tmp_path):
     dags.mkdir()
     (dags / "broken.py").write_text(BROKEN)
     shutil.copy(ROOT / "generated_dags" / "bash_trainers.py", dags)
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")  # what its header names
     as_json = dagfactory("check", str(dags), "--format", "json")
     assert as_json.returncode == 1
     (problem,) = json.loads(as_json.stdout)

@@ -417,6 +417,9 @@ FORBIDDEN_ATTRIBUTES = {
     "import_module",
     "literal_eval",
 }
+# The one import of a module a config names: `dagfactory check` proves each callable
+# where a worker would find it, in its Airflow child process, and never calls it.
+CHECK_PROBE = PACKAGE / "tools" / "check.py"
 
 
 def test_no_code_path_evaluates_user_text():
@@ -429,7 +432,8 @@ def test_no_code_path_evaluates_user_text():
                 if node.func.id in FORBIDDEN_CALLS:
                     found.append(f"{where}: {node.func.id}(...)")
             if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-                found.append(f"{where}: .{node.attr}")
+                if (path, node.attr) != (CHECK_PROBE, "import_module"):
+                    found.append(f"{where}: .{node.attr}")
             if isinstance(node, ast.ImportFrom) and any(
                 alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_CALLS
                 for alias in node.names
@@ -447,6 +451,7 @@ def test_no_code_path_evaluates_user_text():
                     if m in {"pickle", "marshal", "shelve"}
                 ]
     assert found == []
+    assert CHECK_PROBE.read_text("utf-8").count(".import_module(") == 1
     # YAML is read by SafeLoader only
     assert "yaml.SafeLoader(text)" in (PACKAGE / "compile" / "load.py").read_text(
         "utf-8"

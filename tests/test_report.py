@@ -82,11 +82,30 @@ def test_github_annotates_each_problem_as_precisely_as_it_is_located():
 
 
 def test_a_listed_outcome_shows_its_problems_once_in_text_but_always_in_json():
-    outcome = Outcome(
-        EXIT_PROBLEMS, [IN_FILE], output=["error  out/old.py\n"], listed=True
-    )
+    outcome = Outcome(EXIT_PROBLEMS, output=["error  out/old.py\n"], listed=[IN_FILE])
     assert printed(outcome, "text")[2] == ""
     assert json.loads(printed(outcome, "json")[1])[0]["file"] == "out/old.py"
+
+
+def test_problems_not_in_the_listing_are_printed_after_it_in_text():
+    outcome = Outcome(
+        EXIT_PROBLEMS,
+        [LOCATED],
+        output=["error  out/old.py\n"],
+        listed=[IN_FILE],
+    )
+    _, stdout, stderr = printed(outcome, "text")
+    assert (stdout, stderr) == (
+        "error  out/old.py\n",
+        "c.yaml:5:12: error: download.task_id: expected a task id\n",
+    )
+    files = [problem["file"] for problem in json.loads(printed(outcome, "json")[1])]
+    assert files == ["out/old.py", "c.yaml"]
+    annotations = printed(outcome, "github")[1].splitlines()[1:]
+    assert [line.split(",")[0] for line in annotations] == [
+        "::warning file=out/old.py",
+        "::error file=c.yaml",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,16 @@ from dagfactory.problems import ConfigError, Problem
 
 if TYPE_CHECKING:
     from dagfactory.compile.load import Document, Inputs
+    from dagfactory.compile.references import Reference
     from dagfactory.compile.spec import Pipeline
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """A valid config: its spec, the DAG file it renders to, and where its DAG id is written."""
+    """A valid config: its spec, the DAG file it renders to, and where its DAG id is written.
+
+    ``references`` are the ``module:function`` names it makes its DAG call, for ``check``.
+    """
 
     name: str
     pipeline: Pipeline
@@ -30,6 +34,7 @@ class Compiled:
     inputs: Inputs
     dag_id_line: int
     dag_id_column: int
+    references: tuple[Reference, ...] = ()
     warnings: tuple[Problem, ...] = ()
 
     @property
@@ -81,7 +86,8 @@ def compile_text(
 def compile_document(
     doc: Document, templates: Path | None = None, recorded_as: str | None = None
 ) -> Compiled | list[Problem]:
-    """The stages after loading: validate, build the spec, render."""
+    """The stages after loading: validate, build the spec, render (and list its callables)."""
+    from dagfactory.compile.references import callable_references
     from dagfactory.compile.render import render_pipeline
     from dagfactory.compile.spec import build_spec
     from dagfactory.compile.validate import validate
@@ -98,5 +104,6 @@ def compile_document(
         inputs=doc.inputs,
         dag_id_line=here.line,
         dag_id_column=here.column,
+        references=callable_references(doc, pipeline),
         warnings=tuple(problems),
     )

@@ -1,0 +1,174 @@
+"""Every ``module:function`` a config names, where it is written, and how the DAG file calls it.
+
+A config's callables are imported only when a task runs, so a misspelled name, a
+missing module or an ``op_kwargs`` key the function does not take would first fail on
+a worker. ``dagfactory check`` imports each reference listed here and binds what the
+generated code passes to its signature, and reports what does not fit at the line and
+column where the reference is written.
+
+The arguments are read from the spec (:mod:`.spec`), which has already applied the
+trainers' group defaults and expanded ``count`` and ``matrix``: they are exactly what
+the template renders. What each generated helper adds (``templates/dag.py.j2``): a step
+(``_call``) and a trainer (``_train``) pass their ``op_kwargs`` as keyword arguments;
+``_publish`` adds the winner as ``task_id`` and ``value``; ``_callback`` passes the
+context, as one positional argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dagfactory.compile.vocabulary import CALLBACK_KEYS
+from dagfactory.problems import Problem, SpecPath
+
+if TYPE_CHECKING:
+    from dagfactory.compile.load import Document
+    from dagfactory.compile.spec import Pipeline, Step, Trainers
+
+# What ``_publish`` adds to a publish step's own op_kwargs.
+PUBLISH_KEYWORDS = ("task_id", "value")
+PUBLISH_NOTE = "a publish step gets the winner as task_id and value"
+CALLBACK_NOTE = "Airflow calls a DAG callback with one argument, the context"
+# Tasks named in a message before the rest are counted.
+NAMED_TASKS = 3
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``module:function`` and one way the DAG file calls it.
+
+    ``keywords`` are the keyword arguments the generated code passes, ``positional``
+    how many positional ones (a callback's context); ``tasks`` are the Airflow task ids
+    that call it so (none for a DAG callback). ``file``, ``line`` and ``column`` say
+    where the reference is written, which is in a defaults file when it came from one.
+    """
+
+    target: str
+    spec_path: SpecPath
+    file: str
+    line: int
+    column: int
+    keywords: tuple[str, ...] = ()
+    positional: int = 0
+    tasks: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def passes(self) -> str:
+        """Who calls it with what, for a message: ``task grid.a passes depth, seed``."""
+        if not self.tasks:
+            return self.note
+        named = ", ".join(self.tasks[:NAMED_TASKS])
+        rest = len(self.tasks) - NAMED_TASKS
+        who = (
+            f"task {named} passes"
+            if len(self.tasks) == 1
+            else f"tasks {named}{f' and {rest:,} more' if rest > 0 else ''} pass"
+        )
+        what = ", ".join(self.keywords) or "no arguments"
+        return f"{who} {what}" + (f"; {self.note}" if self.note else "")
+
+    def problem(self, message: str, detail: str = "") -> Problem:
+        """A problem with this reference, at the place it is written."""
+        return Problem(
+            self.file, self.line, self.column, self.spec_path, message, detail=detail
+        )
+
+
+def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, ...]:
+    """Every reference the config ``doc`` (compiled to ``pipeline``) makes: callbacks, then tasks.
+
+    Tasks that call the same reference, written in the same place, with the same
+    keywords are one reference naming them all (a matrix of 10,000 trainers is one).
+    """
+    tasks: dict[_Call, list[str]] = {}
+    for call, task in _calls(doc.data, pipeline):
+        tasks.setdefault(call, []).extend([task] if task is not None else [])
+    references = []
+    for call, callers in tasks.items():
+        mark = doc.locate(call.path)
+        references.append(
+            Reference(
+                target=str(call.target),
+                spec_path=call.path,
+                file=mark.file or doc.name,
+                line=mark.line,
+                column=mark.column,
+                keywords=call.keywords,
+                positional=call.positional,
+                tasks=tuple(callers),
+                note=call.note,
+            )
+        )
+    return tuple(references)
+
+
+class _Call(NamedTuple):
+    """A reference and how it is called, before the tasks that call it so are gathered."""
+
+    path: SpecPath
+    target: str
+    keywords: tuple[str, ...] = ()
+    positional: int = 0
+    note: str = ""
+
+
+def _calls(
+    data: dict[str, Any], pipeline: Pipeline
+) -> Iterator[tuple[_Call, str | None]]:
+    """Each call the DAG file makes of user code, with the task that makes it."""
+    for key in CALLBACK_KEYS:
+        if key in pipeline.dag.callbacks:
+            target = pipeline.dag.callbacks[key]
+            yield _Call(("dag", key), target, positional=1, note=CALLBACK_NOTE), None
+    listed = isinstance(data["download"], list)
+    for index, step in enumerate(pipeline.downloads):
+        yield from _step_call(("download", index) if listed else ("download",), step)
+    yield from _trainer_calls(data["trainers"], pipeline.trainers)
+    for name in ("on_pass", "on_fail"):
+        step = getattr(pipeline.chooser, name)
+        if step is not None:
+            yield from _step_call(("chooser", name), step)
+    if pipeline.publish is not None:
+        yield from _step_call(
+            ("publish",), pipeline.publish, PUBLISH_KEYWORDS, PUBLISH_NOTE
+        )
+
+
+def _trainer_calls(
+    written: dict[str, Any], trainers: Trainers
+) -> Iterator[tuple[_Call, str]]:
+    """Python trainers: at the model's own python_callable, else at the group's.
+
+    A model that names a command of its own has its own python_callable or none (the
+    spec's precedence); generated trainers (``count``, ``matrix``) have only the group's.
+    """
+    models = written.get("models")
+    for index, model in enumerate(trainers.models):
+        if model.python_callable is None:
+            continue
+        own = models is not None and "python_callable" in models[index]
+        path = ("trainers", "models", index) if own else ("trainers",)
+        task = (
+            f"{trainers.group_id}.{trainers.mapped_task_id}[{index}]"
+            if trainers.mapped_task_id
+            else f"{trainers.group_id}.{model.task_id}"
+        )
+        call = _Call(
+            (*path, "python_callable"), model.python_callable, tuple(model.op_kwargs)
+        )
+        yield call, task
+
+
+def _step_call(
+    path: SpecPath, step: Step, extra: tuple[str, ...] = (), note: str = ""
+) -> Iterator[tuple[_Call, str]]:
+    """A python step outside the trainers: its op_kwargs, and what its helper adds."""
+    if step.python_callable is not None:
+        keywords = tuple(dict.fromkeys([*step.op_kwargs, *extra]))
+        call = _Call(
+            (*path, "python_callable"), step.python_callable, keywords, note=note
+        )
+        yield call, step.task_id
