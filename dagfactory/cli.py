@@ -182,11 +182,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command(
         "check",
-        "load a dags folder in a real Airflow DagBag",
+        "load a dags folder in a real Airflow DagBag and prove its callables",
         "Load every file of the folder in a real Airflow DagBag (in a child process with its "
         "own Airflow home) and report, per file, import errors with their traceback, cycles "
-        "and duplicate DAG ids. Exit 1 on any problem. Needs Airflow: "
-        "pip install 'dagfactory[airflow]'.",
+        "and duplicate DAG ids; then import every module:function the generated files' "
+        "configs name, as a worker would, and check that each accepts what the DAG passes "
+        "it, reporting each problem at the config's line and column. Exit 1 on any problem. "
+        "Needs Airflow: pip install 'dagfactory[airflow]'.",
     )
     check.add_argument(
         "folder",

@@ -242,8 +242,11 @@ def _run_outcome(pipeline: Pipeline, result: RunResult) -> Outcome:
         # What failed and why first; the log's end after it, for what came before.
         failed = [failure.text for failure in result.failures]
         detail = "\n".join([*failed, "", "end of Airflow's log:", result.log_tail()])
+        # ...and again last, where a person reading a terminal looks first.
         return Outcome(
-            EXIT_PROBLEMS, [Problem.general(message, detail=detail.lstrip())]
+            EXIT_PROBLEMS,
+            [Problem.general(message, detail=detail.lstrip())],
+            notes=[line.split("\n")[0] for line in failed],
         )
     chooser = pipeline.chooser
     winner = result.pushed(chooser.task_id, chooser.push_key)

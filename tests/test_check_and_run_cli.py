@@ -200,3 +200,4 @@ def test_a_failed_run_is_a_problem_with_the_failing_task_then_the_log_as_its_det
     assert "no data" in "\n".join(log)  # the task's own output, after the summary
     assert "running demo on an embedded Airflow" in result.stderr
     assert "retries off for a local run" in result.stderr
+    assert result.stderr.splitlines()[-1] == failed  # the cause is also the last line
