@@ -148,9 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     run = command(
         "run",
         "render a config and run its DAG on an embedded Airflow",
-        "Render the config (if needed), run its DAG end to end with `airflow dags test` on a "
-        "SQLite metadata database in a temporary Airflow home, then print what went through "
-        "XCom and the winner. Needs Airflow: pip install 'dagfactory[airflow]'.",
+        "Render the config (if needed), run its DAG once end to end with Airflow's "
+        "dag.test() on a SQLite metadata database in a temporary Airflow home (retries off: "
+        "each task is tried once), then print what went through XCom and the winner, or "
+        "each failed task and its exception. Needs Airflow: pip install 'dagfactory[airflow]'.",
     )
     run.add_argument(
         "target",
