@@ -5,7 +5,8 @@ is written, so a batch with one bad config produces no output at all, and each c
 is compiled at most once. Large batches are compiled by worker processes; results are
 gathered in config order, so outputs and problems come out in the same order whatever
 the number of workers. A config the render cache knows is not compiled at all when
-nothing needs its content: for ``validate``, or when its DAG file is already current.
+nothing needs its content: for ``validate``, or when its DAG file is already current;
+and ``validate`` compiles the others without rendering their files.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Rendered:
 
     ``content`` and ``pipeline`` are None when the render cache vouched for the config
     and nothing needs them; then ``digest`` (the SHA-256 of its file) is all that is known.
+    A config compiled without rendering has no ``content`` and no ``digest``.
     """
 
     config: ConfigSource
@@ -53,7 +55,7 @@ class Rendered:
     dag_id: str
     dag_id_line: int
     dag_id_column: int
-    digest: str
+    digest: str | None
     code_modules: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
     content: str | None = None
@@ -66,13 +68,14 @@ class Rendered:
 
     @classmethod
     def of(cls, config: ConfigSource, compiled: Compiled) -> Rendered:
+        content = compiled.content
         return cls(
             config,
             compiled.pipeline.source,
             compiled.dag_id,
             compiled.dag_id_line,
             compiled.dag_id_column,
-            digest(compiled.content.encode()),
+            None if content is None else digest(content.encode()),
             compiled.pipeline.code_modules,
             compiled.warnings,
             compiled.content,
@@ -107,12 +110,15 @@ def compile_batch(
     out_dir: Path | None = None,
     templates: Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    render: bool = True,
 ) -> Batch:
     """Compile every config (on ``jobs`` processes); any problem empties the batch.
 
     ``jobs`` None picks :func:`default_jobs`. With a ``cache``, a config it knows is
     taken from it (with ``out_dir``: only if its DAG file there is current, else it is
-    compiled for its content), and every config compiled is recorded in it.
+    compiled for its content), and every config compiled is recorded in it. Without
+    ``render``, no DAG file is rendered, so none is recorded: an entry vouches for
+    the digest of its file.
     ``on_progress(done, total)`` is called as each config to compile is done.
     """
     results: dict[ConfigSource, Rendered | list[Problem]] = {}
@@ -138,11 +144,13 @@ def compile_batch(
                 )
     pending = [config for config in configs if config not in results]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
-    outcomes = _compile_all(pending, [names[c] for c in pending], jobs, templates)
+    outcomes = _compile_all(
+        pending, [names[c] for c in pending], jobs, templates, render
+    )
     for done, (config, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if isinstance(outcome, Compiled):
             results[config] = Rendered.of(config, outcome)
-            if config in keys:
+            if config in keys and outcome.content is not None:
                 cache.put(keys[config], _entry(outcome))
         else:
             results[config] = outcome
@@ -254,10 +262,15 @@ def _problem(fields: list) -> Problem:
 
 
 def _compile_one(
-    config: ConfigSource, recorded_as: str, templates: Path | None
+    config: ConfigSource, recorded_as: str, templates: Path | None, render: bool
 ) -> Compiled | list[Problem]:
     return compile_config(
-        config.path, config.name, config.defaults, templates, recorded_as
+        config.path,
+        config.name,
+        config.defaults,
+        templates,
+        recorded_as,
+        render=render,
     )
 
 
@@ -266,9 +279,10 @@ def _compile_all(
     recorded_as: list[str],
     jobs: int,
     templates: Path | None,
+    render: bool,
 ) -> Iterator[Compiled | list[Problem]]:
     """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
-    compile_one = functools.partial(_compile_one, templates=templates)
+    compile_one = functools.partial(_compile_one, templates=templates, render=render)
     if jobs <= 1 or len(configs) <= 1:
         yield from map(compile_one, configs, recorded_as)
         return

@@ -44,6 +44,7 @@ def _compile(
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
     templates: Path | None = None,
+    render: bool = True,
 ) -> Batch | Outcome:
     """Every config compiled, or the outcome that reports every problem of the batch."""
     configs = discover(paths)
@@ -60,6 +61,7 @@ def _compile(
             out_dir=out_dir,
             templates=templates,
             on_progress=progress.update,
+            render=render,
         )
     except TemplateError as exc:
         return Outcome(EXIT_PROBLEMS, [Problem.general(f"{exc}; nothing written")])
@@ -73,8 +75,8 @@ def _compile(
 
 
 def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
-    """Compile every config; write nothing."""
-    batch = _compile(paths, jobs=jobs, cache=RenderCache.from_file())
+    """Compile every config; write nothing (and render nothing: no file is needed)."""
+    batch = _compile(paths, jobs=jobs, cache=RenderCache.from_file(), render=False)
     if isinstance(batch, Outcome):
         return batch
     outcome = Outcome(problems=list(batch.problems))  # its warnings

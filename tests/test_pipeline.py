@@ -100,6 +100,31 @@ def test_cached_configs_are_not_compiled_but_still_checked(tmp_path):
     assert compile_batch(paths, cache=cache).problems == compile_batch(paths).problems
 
 
+def test_validating_renders_nothing_and_records_nothing_but_reads_the_cache(tmp_path):
+    paths = configs(tmp_path / "broken", 14, broken=True)
+    assert (
+        compile_batch(paths, jobs=1, render=False).problems
+        == compile_batch(paths, jobs=1).problems
+    )
+    paths = configs(tmp_path / "configs", 3)
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    checked = compile_batch(paths, jobs=1, cache=cache, render=False)
+    assert [(c.dag_id, c.content, c.digest) for c in checked.rendered] == [
+        (f"demo_{index:03d}", None, None) for index in range(3)
+    ]
+    assert cache.added == {}  # an entry vouches for a rendered file's digest
+    rendered = compile_batch(paths[:1], jobs=1, cache=cache)
+    cache.save()
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    checked = compile_batch(paths, jobs=1, cache=cache, render=False)
+    assert [c.digest for c in checked.rendered] == [
+        rendered.rendered[0].digest,
+        None,
+        None,
+    ]
+    assert cache.added == {}
+
+
 def test_a_cached_config_whose_file_differs_is_compiled_again_and_only_once(tmp_path):
     paths = configs(tmp_path / "configs", 2)
     out = tmp_path / "out"

@@ -26,11 +26,12 @@ class Compiled:
     """A valid config: its spec, the DAG file it renders to, and where its DAG id is written.
 
     ``references`` are the ``module:function`` names it makes its DAG call, for ``check``.
+    ``content`` is None when it was compiled without rendering (nothing needed the file).
     """
 
     name: str
     pipeline: Pipeline
-    content: str
+    content: str | None
     inputs: Inputs
     dag_id_line: int
     dag_id_column: int
@@ -48,11 +49,14 @@ def compile_config(
     defaults: Sequence[tuple[Path, str]] = (),
     templates: Path | None = None,
     recorded_as: str | None = None,
+    *,
+    render: bool = True,
 ) -> Compiled | list[Problem]:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
     ``recorded_as`` is how the generated file's header names the config (default:
-    ``name``).
+    ``name``). Without ``render`` the DAG file is not rendered: a valid config always
+    renders, so validating needs no template (nor Jinja).
 
     Returns every problem of the first stage that found an error (a warning alone
     does not stop a config; it comes with the result). ``templates`` is a folder
@@ -67,7 +71,7 @@ def compile_config(
         doc = load_config(path, name, defaults)
     except ConfigError as exc:
         return exc.problems
-    return compile_document(doc, templates, recorded_as)
+    return compile_document(doc, templates, recorded_as, render=render)
 
 
 def compile_text(
@@ -84,11 +88,14 @@ def compile_text(
 
 
 def compile_document(
-    doc: Document, templates: Path | None = None, recorded_as: str | None = None
+    doc: Document,
+    templates: Path | None = None,
+    recorded_as: str | None = None,
+    *,
+    render: bool = True,
 ) -> Compiled | list[Problem]:
     """The stages after loading: validate, build the spec, render (and list its callables)."""
     from dagfactory.compile.references import callable_references
-    from dagfactory.compile.render import render_pipeline
     from dagfactory.compile.spec import build_spec
     from dagfactory.compile.validate import validate
 
@@ -97,10 +104,15 @@ def compile_document(
         return problems
     pipeline = build_spec(doc, recorded_as or doc.name)
     here = doc.locate(("dag", "dag_id"))
+    content = None
+    if render:
+        from dagfactory.compile.render import render_pipeline
+
+        content = render_pipeline(pipeline, templates)
     return Compiled(
         name=doc.name,
         pipeline=pipeline,
-        content=render_pipeline(pipeline, templates),
+        content=content,
         inputs=doc.inputs,
         dag_id_line=here.line,
         dag_id_column=here.column,
