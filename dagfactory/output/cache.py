@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagfactory.output.plan import digest
-from dagfactory.output.writer import write_atomic
 
 if TYPE_CHECKING:
     from dagfactory.compile.load import Inputs
@@ -141,6 +140,10 @@ class RenderCache:
             key: entry for key, entry in self.entries.items() if key not in self.added
         }
         kept = dict(list(entries.items())[:MAX_ENTRIES])
+        # Here, not at the top: validate never saves, and the writer's imports
+        # (tempfile, concurrent.futures, logging) cost it 10 ms.
+        from dagfactory.output.writer import write_atomic
+
         try:
             write_atomic(self.path, json.dumps(kept, separators=(",", ":")))
         except OSError:
