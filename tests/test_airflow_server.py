@@ -8,20 +8,15 @@ fail, and the test checks that none is left.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
-from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
+from airflow_processes import Airflow, free_loopback_port, running
 from conftest import ROOT
 from dagfactory.tools.airflow import airflow_env
 
@@ -32,77 +27,6 @@ TRAINERS = [f"processing_tasks.training_model_{name}" for name in "abc"]
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 STARTUP_LIMIT = 150  # seconds until the DAG is parsed and served
 RUN_LIMIT = 150  # seconds for the triggered run to finish
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def processes_of(home: Path) -> list[int]:
-    """Every live process whose environment points at this Airflow home (as ps would list them)."""
-    marker = f"AIRFLOW_HOME={home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environment = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if marker in environment:
-            found.append(int(entry.name))
-    return found
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is still there after a grace period."""
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-
-
-class Airflow:
-    """A running Airflow and a tiny REST client for its /api/v2 (all-admins simple auth)."""
-
-    def __init__(self, home: Path, port: int) -> None:
-        self.home = home
-        self.base = f"http://127.0.0.1:{port}"
-
-    def request(
-        self, method: str, path: str, body: dict | None = None
-    ) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, {"detail": error.read().decode(errors="replace")}
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-            return 0, {"detail": str(error)}
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name} ---\n{(self.home / f'{name}.log').read_text(errors='replace')[-3000:]}"
-            for name in COMPONENTS
-        )
 
 
 @pytest.fixture
@@ -136,31 +60,9 @@ def airflow(tmp_path_factory):
         check=False,
     )
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-    processes: list[subprocess.Popen] = []
-    with ExitStack() as cleanup:
-        for name in COMPONENTS:
-            log = cleanup.enter_context((home / f"{name}.log").open("wb"))
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "airflow", name],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # its own process group, killed as one
-                )
-            )
-        try:
-            yield Airflow(home, port)
-        finally:
-            for process in processes:
-                stop_group(process)
-            for pid in processes_of(home):  # anything that left its group
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while processes_of(home) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert processes_of(home) == [], "Airflow processes were left behind"
+    command = [sys.executable, "-m", "airflow"]
+    with running(home, {name: ([*command, name], env) for name in COMPONENTS}):
+        yield Airflow(home, port, list(COMPONENTS))
 
 
 def wait_for(what: str, check, limit: float, airflow: Airflow):
