@@ -88,21 +88,30 @@ def processes_of(home: Path) -> list[int]:
     return found
 
 
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group, then SIGKILL whatever is still there after a grace period."""
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_groups(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every process's group at once, then SIGKILL whatever is still there after
+    a grace period (all of them shutting down together, not one after another)."""
     for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
+        alive = [process for process in processes if group_alive(process.pid)]
+        for process in alive:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + grace
+        for process in alive:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def descendants(pid: int) -> list[int]:
@@ -178,8 +187,7 @@ class Components:
 
     def stop(self) -> None:
         """Stop every component and anything of this home that left its group."""
-        for process in self.processes.values():
-            stop_group(process)
+        stop_groups(list(self.processes.values()))
         for pid in processes_of(self.home):
             try:
                 os.kill(pid, signal.SIGKILL)
