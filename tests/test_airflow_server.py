@@ -8,17 +8,14 @@ fail, and the test checks that none is left.
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
 
-from airflow_processes import Airflow, free_loopback_port, running
+from airflow_processes import Airflow, free_loopback_port, migrate, running, server_env
 from conftest import ROOT
-from dagfactory.tools.airflow import airflow_env
 
 pytestmark = pytest.mark.airflow
 
@@ -33,33 +30,12 @@ RUN_LIMIT = 150  # seconds for the triggered run to finish
 def airflow(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-server-home").resolve()
     port = free_loopback_port()
-    env = airflow_env(home, ROOT / "generated_dags")
+    env = server_env(home, ROOT / "generated_dags", port)
     env.update(
         AIRFLOW__CORE__EXECUTOR="LocalExecutor",
         AIRFLOW__CORE__PARALLELISM="4",
-        AIRFLOW__CORE__AUTH_MANAGER="airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__API__HOST="127.0.0.1",
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__API__WORKERS="1",
-        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
-        # One secret for every component, so the tasks' tokens are accepted by the API server.
-        AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_hex(32),
-        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
-        # Only the run this test triggers: no scheduled runs of the @daily DAG alongside.
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
     )
-    migrate = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+    migrate(env, timeout=180)
     command = [sys.executable, "-m", "airflow"]
     with running(home, {name: ([*command, name], env) for name in COMPONENTS}):
         yield Airflow(home, port, list(COMPONENTS))
