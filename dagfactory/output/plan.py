@@ -273,11 +273,13 @@ def _stale_files(
     another file). Files of configs outside this batch, and files dagfactory did not
     generate, are never stale.
     """
-    current = {path.absolute() for path, _ in outputs}
+    # every output is out_dir / NAME (output_path), as is every file the glob finds:
+    # comparing names compares the files, without making 2,000 paths absolute
+    current = {path.name for path, _ in outputs}
     sources = {unit.recorded_as for _, unit in outputs}
     stale = []
     for path in sorted(out_dir.glob("*.py")):
-        if path.absolute() in current:
+        if path.name in current:
             continue
         source = recorded_source(path)
         if source is None:
