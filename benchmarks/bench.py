@@ -740,18 +740,11 @@ def main() -> None:
         help="runs per measurement, processes per parse variant (default 5)",
     )
     parser.add_argument(
-        "--only",
-        choices=GROUPS,
-        action="append",
-        default=[],
-        help="same as NAME (kept for older scripts)",
-    )
-    parser.add_argument(
         "--sizes",
         default="10,100,1000,10000",
-        help="config counts: render renders each, task start loads at each up to"
-        " 1,000, the DAG processor parses the largest up to 1,000"
-        " (default 10,100,1000,10000; e.g. --sizes 10,50 for a short run)",
+        help="config counts: render renders each, taskstart loads at each up to"
+        " 1,000, processor parses the largest up to 1,000 and parse the largest up"
+        " to 200 (default 10,100,1000,10000; --sizes 10,30 makes a short run)",
     )
     parser.add_argument(
         "--processor-runs",
@@ -765,7 +758,7 @@ def main() -> None:
         parser.error(
             f"no benchmark {', '.join(sorted(unknown))}: choose from {', '.join(GROUPS)}"
         )
-    groups = [g for g in GROUPS if g in args.names + args.only] or list(GROUPS)
+    groups = [g for g in GROUPS if g in args.names] or list(GROUPS)
     sizes = sorted({int(n) for n in args.sizes.split(",")})
     small = [n for n in sizes if n <= 1000] or [min(sizes)]
     describe_machine()
