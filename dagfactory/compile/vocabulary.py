@@ -144,12 +144,14 @@ def matrix_combinations(matrix: dict[str, list[Any]]) -> list[dict[str, Any]]:
 def matrix_task_ids(combinations: list[dict[str, Any]]) -> list[str]:
     """Readable, unique task ids such as ``lr_0.1_depth_3`` for matrix trainers."""
     ids: list[str] = []
+    taken: set[str] = set()  # ids as a set too: a large matrix stays linear
     for combination in combinations:
         text = "_".join(f"{key}_{as_text(value)}" for key, value in combination.items())
         base = _UNSAFE_ID_CHARS.sub("_", text)[:180]
         task_id, suffix = base, 2
-        while task_id in ids:
+        while task_id in taken:
             task_id, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(task_id)
         ids.append(UserText(task_id))
     return ids
 
