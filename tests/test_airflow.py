@@ -1,4 +1,4 @@
-"""Generated DAGs in real Airflow 3: parsed by a DagBag and run end to end on SQLite."""
+"""Generated DAGs in real Airflow: parsed by a DagBag and run end to end on SQLite."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, compiled
+from conftest import ROOT, airflow_dagbag, compiled
 from dagfactory.tools.run import TaskFailure, run_dag
 
 pytestmark = pytest.mark.airflow
@@ -17,9 +17,7 @@ GENERATED = ROOT / "generated_dags"
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(GENERATED))
+    return airflow_dagbag(GENERATED)
 
 
 def test_every_generated_file_loads_without_import_errors(dagbag):
