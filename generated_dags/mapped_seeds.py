@@ -30,6 +30,8 @@ def _load(ref):
 def _train(ref, kwargs, xcom_key, ti):
     """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
     metric = _load(ref)(**kwargs)
+    if metric is None:  # Airflow 3.0 refuses to push None: the chooser names it
+        return
     if isinstance(metric, dict):
         metric = {name: _json_number(value) for name, value in metric.items()}
     ti.xcom_push(key=xcom_key, value=_json_number(metric))
