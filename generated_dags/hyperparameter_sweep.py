@@ -11,8 +11,17 @@ from airflow.providers.standard.operators.python import (
     BranchPythonOperator,
     PythonOperator,
 )
-from airflow.sdk import DAG, Param, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk import DAG, Param, TaskGroup
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.models.param import Param
+    from airflow.utils.task_group import TaskGroup
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -28,6 +37,8 @@ def _call(ref, kwargs):
 def _train(ref, kwargs, xcom_key, ti):
     """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
     metric = _load(ref)(**kwargs)
+    if metric is None:  # Airflow 3.0 refuses to push None: the chooser names it
+        return
     if isinstance(metric, dict):
         metric = {name: _json_number(value) for name, value in metric.items()}
     ti.xcom_push(key=xcom_key, value=_json_number(metric))
@@ -59,6 +70,8 @@ def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
     That failure is final: the same XComs would fail again, so no retry is made.
     """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
     scores = [_score(value, metric) for value in pulled]
     problems = [
         f"{task_id} pushed {'nothing' if value is None else repr(value)}"
@@ -111,12 +124,12 @@ with DAG(
         "sweep",
     ],
     params={
-        "dataset": Param(
+        "dataset": Param(  # noqa: AIR311 - airflow.sdk's Param; airflow.models' only on Airflow 2
             default="churn",
             type="string",
             description="Which dataset to train on",
         ),
-        "sample_rows": Param(
+        "sample_rows": Param(  # noqa: AIR311 - airflow.sdk's Param; airflow.models' only on Airflow 2
             default=1000,
             type="integer",
             minimum=1,
@@ -151,7 +164,7 @@ with DAG(
             op_kwargs={
                 "ref": "ml_demo.data:fetch_labels",
                 "kwargs": {
-                    "source": "s3://ml-data/labels/{{ dag_run.run_after | ds }}.csv",
+                    "source": "s3://ml-data/labels/{{ dag_run.run_after | default(dag_run.logical_date) | ds }}.csv",
                 },
             },
             doc_md="Calls `ml_demo.data:fetch_labels`.",

@@ -6,8 +6,16 @@ import math
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk import DAG, TaskGroup
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.utils.task_group import TaskGroup
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -19,6 +27,8 @@ def _load(ref):
 def _train(ref, kwargs, xcom_key, ti):
     """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
     metric = _load(ref)(**kwargs)
+    if metric is None:  # Airflow 3.0 refuses to push None: the chooser names it
+        return
     if isinstance(metric, dict):
         metric = {name: _json_number(value) for name, value in metric.items()}
     ti.xcom_push(key=xcom_key, value=_json_number(metric))
@@ -49,6 +59,8 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     That failure is final: the same XComs would fail again, so no retry is made.
     """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
     scores = [_score(value) for value in pulled]
     problems = [
         f"{task_id} pushed {'nothing' if value is None else repr(value)}"
@@ -83,7 +95,7 @@ with DAG(
 ):
     fetch = BashOperator(
         task_id="fetch",
-        bash_command='echo "fetching data for {{ dag_run.run_after | ds }}"',
+        bash_command='echo "fetching data for {{ dag_run.run_after | default(dag_run.logical_date) | ds }}"',
     )
     with TaskGroup(group_id="restarts") as trainers:
         PythonOperator(

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -104,3 +105,29 @@ def compiled(
     result = compile_yaml(text, name, templates)
     assert not isinstance(result, list), result
     return result
+
+
+# Where DagBag and DAG live depends on the Airflow version (the tests run on each one the
+# compatibility run covers): DagBag left airflow.models.dagbag in 3.2, airflow.sdk came in
+# 3.0. As text for the DAG files and child scripts that tests write.
+IMPORT_DAGBAG = """\
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.models.dagbag import DagBag
+"""
+IMPORT_DAG = """\
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+"""
+
+
+def airflow_dagbag(folder: Path) -> Any:
+    """A real DagBag of ``folder``, on whichever supported Airflow is installed."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2 to 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=str(folder))

@@ -9,24 +9,26 @@ import shutil
 import pytest
 from test_cli import dagfactory
 
-from conftest import ROOT, VALID
+from conftest import IMPORT_DAG, ROOT, VALID
 
 pytestmark = pytest.mark.airflow
 
-CYCLE = """\
-from datetime import datetime
-
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG
+CYCLE = (
+    "from datetime import datetime\n\n"
+    "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+    + IMPORT_DAG
+    + """
 
 with DAG("looping", schedule=None, start_date=datetime(2024, 1, 1)):
     first = EmptyOperator(task_id="first")
     second = EmptyOperator(task_id="second")
     first >> second >> first
 """
+)
 
-BROKEN = """\
-from airflow.sdk import DAG
+BROKEN = (
+    IMPORT_DAG
+    + """
 
 
 def load_settings():
@@ -35,6 +37,7 @@ def load_settings():
 
 load_settings()
 """
+)
 
 
 def test_check_passes_on_the_committed_dags():
@@ -65,7 +68,8 @@ def test_check_reports_import_errors_cycles_and_duplicate_dag_ids(tmp_path):
     out = result.stdout
     assert f"error  {dags / 'broken.py'}: import error" in out
     # the traceback lines that matter: where in the file, and what went wrong
-    assert f'File "{dags / "broken.py"}", line 5, in load_settings' in out
+    line = BROKEN.splitlines().index('    return {}["missing"]') + 1
+    assert f'File "{dags / "broken.py"}", line {line}, in load_settings' in out
     assert "KeyError: 'missing'" in out
     assert f"error  {dags / 'looping.py'}: cycle" in out
     assert "Cycle detected in Dag: looping" in out

@@ -7,15 +7,18 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, compiled
+from conftest import IMPORT_DAGBAG, ROOT, compiled
 from dagfactory.tools.airflow import airflow_env, python_with_airflow
 
 pytestmark = pytest.mark.airflow
 
-# Runs the DAG with Airflow's own dag.test() and prints each task's state and tries.
-RUN = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
+# Runs the DAG with Airflow's own dag.test() and prints each task's state and tries; the
+# dags folder on sys.path as Airflow's workers have it (3.0's dag.test() does not add it).
+RUN = (
+    "import json, sys\n"
+    + IMPORT_DAGBAG
+    + """
+sys.path.insert(0, sys.argv[1])
 dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[2]]
 run = dag.test()
 print(json.dumps({
@@ -23,6 +26,7 @@ print(json.dumps({
     "tasks": {ti.task_id: [str(ti.state), ti.try_number] for ti in run.get_task_instances()},
 }))
 """
+)
 
 
 def test_a_chooser_without_numbers_fails_once_although_retries_are_set(tmp_path):

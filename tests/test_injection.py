@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import dagfactory
-from conftest import compile_yaml, compiled
+from conftest import airflow_dagbag, compile_yaml, compiled
 
 FRAGMENTS = [
     '"',
@@ -345,8 +345,6 @@ AIRFLOW_EXAMPLES = 150
 @pytest.mark.airflow
 def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
     """Loaded by a real DagBag, every attribute equals the text of the config."""
-    from airflow.dag_processing.dagbag import DagBag
-
     loaded = Counter()
 
     @settings(
@@ -364,7 +362,7 @@ def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
             return
         folder = tmp_path_factory.mktemp("dags")
         (folder / "prop.py").write_text(source, encoding="utf-8")
-        bag = DagBag(dag_folder=str(folder))
+        bag = airflow_dagbag(folder)
         assert bag.import_errors == {}
         dag = bag.dags["prop"]
         assert dag.description == fields["description"]

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import VALID, compile_yaml, compiled, dagfactory
+from conftest import VALID, airflow_dagbag, compile_yaml, compiled, dagfactory
 
 PLACED = VALID.replace(
     "  python_callable: pkg.models:train\n",
@@ -56,12 +56,10 @@ def test_placement_settings_are_validated(setting, expected):
 def test_airflow_places_the_tasks_and_check_names_an_executor_it_does_not_have(
     tmp_path,
 ):
-    from airflow.dag_processing.dagbag import DagBag
-
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "demo.py").write_text(compiled(PLACED).content)
-    bag = DagBag(dag_folder=str(dags))
+    bag = airflow_dagbag(dags)
     assert bag.import_errors == {}
     task = bag.dags["demo"].get_task("train.a")
     assert (task.queue, task.pool, task.pool_slots, task.executor) == (

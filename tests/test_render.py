@@ -105,6 +105,10 @@ def test_generated_code_imports_only_airflow_and_the_standard_library():
         "airflow.sdk.exceptions",
         "airflow.providers.standard.operators.bash",
         "airflow.providers.standard.operators.python",
+        # Airflow 2's homes of the same names, imported only where airflow.sdk is missing
+        "airflow",
+        "airflow.utils.task_group",
+        "airflow.exceptions",
     }
     assert "pkg.models" not in {
         getattr(node, "module", None) for node in ast.walk(tree)
@@ -127,8 +131,15 @@ def test_hostile_text_stays_data():
     tree = ast.parse(source)
     top_level = [type(node).__name__ for node in tree.body]
     benign = [type(node).__name__ for node in ast.parse(render(VALID)).body]
+    # the airflow.sdk imports with their Airflow 2 fallback (two try blocks), then
     # _load, _train, _json_number, _score, _choose: the helpers this config needs
-    expected = ["Import"] * 3 + ["ImportFrom"] * 4 + ["FunctionDef"] * 5 + ["With"]
+    expected = (
+        ["Import"] * 3
+        + ["ImportFrom"] * 2
+        + ["Try"] * 2
+        + ["FunctionDef"] * 5
+        + ["With"]
+    )
     assert top_level == benign == expected
 
 
