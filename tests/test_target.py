@@ -84,12 +84,18 @@ def test_without_a_target_the_default_is_named():
     assert 'target_airflow is "3.0" by default' in problem
 
 
-def test_an_unquoted_version_is_an_error_naming_the_versions():
+def test_an_unquoted_version_is_an_error_naming_the_versions_and_the_fix():
     [problem] = problems("target_airflow: 2.10\n" + VALID)
     assert problem == (
         "c.yaml:1:17: error: target_airflow: expected one of '2.10', '2.11', '3.0',"
-        " '3.1', '3.2', '3.3', '3.4', got the number 2.1"
+        " '3.1', '3.2', '3.3', '3.4', got the number 2.1 (the unquoted 2.10);"
+        " quote it: '2.10'"
     )
+
+
+def test_an_unquoted_value_outside_the_choices_gets_no_quoting_hint():
+    [problem] = problems("target_airflow: 1.9\n" + VALID)
+    assert problem.endswith("got the number 1.9")
 
 
 def test_a_project_sets_the_target_once_in_defaults_yaml(tmp_path):

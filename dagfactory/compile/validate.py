@@ -329,6 +329,9 @@ def _schema_errors(
         message = (
             f"expected one of {', '.join(map(repr, value))}, got {_describe(instance)}"
         )
+        written = doc.plain_text.get(path)
+        if written in value:  # e.g. target_airflow: 2.10, which YAML reads as 2.1
+            message += f" (the unquoted {written}); quote it: '{written}'"
     elif kind == "minItems":
         message = f"needs at least {value} item{'s' if value != 1 else ''}"
     elif kind == "uniqueItems":
