@@ -1,6 +1,6 @@
 """Inside one compatibility virtualenv: load the rendered DAGs and run each one, on this Airflow.
 
-``python probe.py DAGS_FOLDER RESULT_FILE`` runs in a child process whose environment
+``python probe.py DAGS_FOLDER RESULT_FILE [DAG_ID ...]`` (all DAGs when none) runs in a child process whose environment
 points Airflow at its own home and an already migrated SQLite database. It fills one
 DagBag with every warning recorded (the generated files must raise no deprecation
 warning), then runs every DAG once with ``dag.test()`` and reads the run back through
@@ -34,9 +34,10 @@ DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 def fill_dagbag(folder: Path) -> tuple[Any, list[str], list[str]]:
     """The DagBag of ``folder`` and the deprecation warnings raised while filling it.
 
-    Those raised at a line of a file in ``folder`` (the generated DAGs and the user's
-    code) come first; the rest, raised inside Airflow or its dependencies whatever the
-    DAGs are (a dependency's own deprecations), second.
+    First those the generated files cause: raised at a line of a file in ``folder``, or
+    while Airflow imported one of them (the DagBag keeps those per file, imports of
+    deprecated Airflow modules among them). Second the rest, which Airflow raises
+    whatever the DAGs are (e.g. a dependency's deprecation in its file discovery).
     """
     try:
         from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2 and later
@@ -46,13 +47,19 @@ def fill_dagbag(folder: Path) -> tuple[Any, list[str], list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bag = DagBag(dag_folder=str(folder))
+    per_file = "\n".join(
+        line
+        for lines in getattr(bag, "captured_warnings", {}).values()
+        for line in lines
+    )
     ours, theirs = [], []
     for w in caught:
         if issubclass(w.category, DEPRECATIONS):
             text = f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
             inside = Path(w.filename).resolve().is_relative_to(folder.resolve())
-            (ours if inside else theirs).append(text)
-    return bag, ours, list(dict.fromkeys(theirs))
+            mine = inside or str(w.message) in per_file
+            (ours if mine else theirs).append(text)
+    return bag, list(dict.fromkeys(ours)), list(dict.fromkeys(theirs))
 
 
 def record_failures() -> dict[tuple[str, int], str]:
@@ -245,7 +252,8 @@ def verify_publish(
     return []
 
 
-def main(folder: Path, result_file: Path) -> None:
+def main(folder: Path, result_file: Path, only: list[str]) -> None:
+    """Write the verdicts after each step, so that a run that hangs is named when killed."""
     sys.path.insert(0, str(folder))  # as Airflow's workers import the user's code
     verdicts: dict[str, tuple[bool, str]] = {}
     bag, deprecations, elsewhere = fill_dagbag(folder)
@@ -262,7 +270,9 @@ def main(folder: Path, result_file: Path) -> None:
         summary += "; deprecations raised by Airflow itself: " + "; ".join(elsewhere)
     verdicts["dagbag"] = (not problems, "; ".join(problems) or summary)
     failures = record_failures()
-    for dag_id in sorted(bag.dags):
+    for dag_id in sorted(only or bag.dags):
+        verdicts[dag_id] = (False, "still running when the probe was stopped")
+        result_file.write_text(json.dumps(verdicts, indent=1), "utf-8")
         try:
             problems = verify_run(bag.dags[dag_id], failures)
         except Exception:
@@ -272,4 +282,4 @@ def main(folder: Path, result_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])

@@ -53,9 +53,18 @@ class Outcome:
         return bool(self.checks) and all(ok for ok, _ in self.checks.values())
 
 
-def command(args: list[str], **kwargs: object) -> tuple[bool, str]:
-    """Run ``args``; whether it exited 0, and its output (stdout then stderr)."""
-    done = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
+def command(args: list[str], timeout: int = 600, **kwargs: object) -> tuple[bool, str]:
+    """Run ``args``; whether it exited 0 in time, and its output (stdout then stderr)."""
+    try:
+        done = subprocess.run(
+            args, capture_output=True, text=True, check=False, timeout=timeout, **kwargs
+        )
+    except subprocess.TimeoutExpired as expired:
+        output = "".join(
+            part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+            for part in (expired.stdout, expired.stderr)
+        )
+        return False, f"{output}\n{' '.join(args)}: still running after {timeout} s"
     return done.returncode == 0, done.stdout + done.stderr
 
 
@@ -196,22 +205,22 @@ def prove(version: Version, wheel: Path, scratch: Path, progress: bool) -> Outco
     result = work / "probe.json"
     ok, output = command(
         [str(python), str(COMPAT / "probe.py"), str(dags), str(result)],
+        timeout=900,
         env=env,
         cwd=work,
     )
-    if not result.exists():
-        step("probe", False, output, started)
-    else:
-        elapsed = time.monotonic() - started
-        for name, (ok, detail) in json.loads(result.read_text("utf-8")).items():
-            outcome.checks[name] = (ok, detail)
+    elapsed = time.monotonic() - started
+    if result.exists():
+        outcome.checks.update(json.loads(result.read_text("utf-8")))
         outcome.seconds["probe"] = elapsed
-        if progress:
-            print(
-                f"compat {version.series}: dagbag and runs ({elapsed:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+    if not ok:  # it crashed or hung: what it wrote so far names the DAG it was on
+        step("probe", False, output, started)
+    elif progress:
+        print(
+            f"compat {version.series}: dagbag and runs ({elapsed:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for name, args in (
         ("dagfactory check", ["check"]),
