@@ -11,8 +11,17 @@ from airflow.providers.standard.operators.python import (
     BranchPythonOperator,
     PythonOperator,
 )
-from airflow.sdk import DAG, Param, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk import DAG, Param, TaskGroup
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.models.param import Param
+    from airflow.utils.task_group import TaskGroup
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -59,6 +68,8 @@ def _choose(task_ids, xcom_key, metric, mode, push_key, ti):
     That failure is final: the same XComs would fail again, so no retry is made.
     """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
     scores = [_score(value, metric) for value in pulled]
     problems = [
         f"{task_id} pushed {'nothing' if value is None else repr(value)}"
@@ -111,12 +122,12 @@ with DAG(
         "sweep",
     ],
     params={
-        "dataset": Param(
+        "dataset": Param(  # noqa: AIR311 - airflow.sdk's Param; airflow.models' only on Airflow 2
             default="churn",
             type="string",
             description="Which dataset to train on",
         ),
-        "sample_rows": Param(
+        "sample_rows": Param(  # noqa: AIR311 - airflow.sdk's Param; airflow.models' only on Airflow 2
             default=1000,
             type="integer",
             minimum=1,

@@ -9,8 +9,16 @@ from airflow.providers.standard.operators.python import (
     BranchPythonOperator,
     PythonOperator,
 )
-from airflow.sdk import DAG, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk import DAG, TaskGroup
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.utils.task_group import TaskGroup
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -46,13 +54,19 @@ def _score(value):
     return value if math.isfinite(value) else None
 
 
-def _choose(task_ids, xcom_key, mode, push_key, ti):
+def _choose(task_ids, map_count, xcom_key, mode, push_key, ti):
     """Push the best trainer by ``mode``; fail naming every trainer without a number.
 
     That failure is final: the same XComs would fail again, so no retry is made.
     """
-    pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
-    task_ids = [f"{task_ids}[{index}]" for index in range(len(pulled))]
+    indexes = list(range(map_count))
+    pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key, map_indexes=indexes))
+    if len(pulled) != map_count:  # Airflow 2 leaves out those that pushed nothing
+        pulled = [
+            ti.xcom_pull(task_ids=task_ids, key=xcom_key, map_indexes=index)
+            for index in indexes
+        ]
+    task_ids = [f"{task_ids}[{index}]" for index in indexes]
     scores = [_score(value) for value in pulled]
     problems = [
         f"{task_id} pushed {'nothing' if value is None else repr(value)}"
@@ -166,6 +180,7 @@ with DAG(
         python_callable=_choose,
         op_kwargs={
             "task_ids": "seeds.train_seed",
+            "map_count": 8,
             "xcom_key": "return_value",
             "mode": "max",
             "push_key": "best_model",

@@ -6,8 +6,16 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk import DAG, TaskGroup
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.utils.task_group import TaskGroup
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2 to 3.1
+    from airflow.exceptions import AirflowFailException
 
 
 def _load(ref):
@@ -53,6 +61,8 @@ def _choose(task_ids, xcom_key, mode, push_key, ti):
     That failure is final: the same XComs would fail again, so no retry is made.
     """
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
     scores = [_score(value) for value in pulled]
     problems = [
         f"{task_id} pushed {'nothing' if value is None else repr(value)}"

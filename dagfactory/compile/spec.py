@@ -145,6 +145,7 @@ class Chooser:
     mode: Literal["max", "min"]
     push_key: str
     pull_task_ids: str | list[str]
+    map_count: int | None = None  # how many map indexes, when trainers are mapped
     metric: str | None = None
     threshold: float | None = None
     branch_task_id: str = DEFAULTS["chooser", "branch_task_id"]
@@ -155,10 +156,13 @@ class Chooser:
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
-        """The arguments of ``_choose`` (``metric`` only when trainers return mappings)."""
+        """The arguments of ``_choose`` (``map_count`` only for mapped trainers, ``metric``
+        only when trainers return mappings)."""
         metric = {} if self.metric is None else {"metric": self.metric}
+        mapped = {} if self.map_count is None else {"map_count": self.map_count}
         return {
             "task_ids": self.pull_task_ids,
+            **mapped,
             "xcom_key": self.xcom_key,
             **metric,
             "mode": self.mode,
@@ -321,6 +325,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         mode=chooser.get("mode", DEFAULTS["chooser", "mode"]),
         push_key=chooser.get("push_key", DEFAULTS["chooser", "push_key"]),
         pull_task_ids=group.pull_task_ids,
+        map_count=len(models) if group.mapped_task_id else None,
         metric=chooser.get("metric"),
         threshold=chooser.get("threshold"),
         branch_task_id=chooser.get(
