@@ -139,8 +139,11 @@ def trainer_values(
     key = chooser["xcom_key"]
     if isinstance(chooser["task_ids"], str):  # one mapped task: its map indexes
         mapped = chooser["task_ids"]
-        found = sorted(i for (t, i, k) in xcoms if t == mapped and k == key)
-        return [(f"{mapped}[{i}]", xcoms[mapped, i, key]) for i in found]
+        if "map_count" in chooser:
+            indexes = range(chooser["map_count"])
+        else:
+            indexes = sorted(i for (t, i, k) in xcoms if t == mapped and k == key)
+        return [(f"{mapped}[{i}]", xcoms.get((mapped, i, key))) for i in indexes]
     return [(t, xcoms.get((t, -1, key))) for t in chooser["task_ids"]]
 
 
