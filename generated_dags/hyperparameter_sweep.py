@@ -162,7 +162,7 @@ with DAG(
             op_kwargs={
                 "ref": "ml_demo.data:fetch_labels",
                 "kwargs": {
-                    "source": "s3://ml-data/labels/{{ dag_run.run_after | ds }}.csv",
+                    "source": "s3://ml-data/labels/{{ dag_run.run_after | default(dag_run.logical_date) | ds }}.csv",
                 },
             },
             doc_md="Calls `ml_demo.data:fetch_labels`.",

@@ -93,7 +93,7 @@ with DAG(
 ):
     fetch = BashOperator(
         task_id="fetch",
-        bash_command='echo "fetching data for {{ dag_run.run_after | ds }}"',
+        bash_command='echo "fetching data for {{ dag_run.run_after | default(dag_run.logical_date) | ds }}"',
     )
     with TaskGroup(group_id="restarts") as trainers:
         PythonOperator(

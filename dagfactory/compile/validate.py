@@ -23,6 +23,12 @@ import jsonschema
 
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.load import Document, doc_md_location, walk
+from dagfactory.compile.target import (
+    RUN_AFTER,
+    run_after_expression,
+    target_errors,
+    target_of,
+)
 from dagfactory.compile.vocabulary import (
     CALLABLE_KEYS,
     DEFAULT_BRANCH_TASK_ID,
@@ -384,6 +390,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
     )
     yield from _date_errors(doc, dag)
     yield from _env_errors(doc)
+    yield from target_errors(doc)
     schedule = dag.get("schedule")
     cron_shape = _python_regex(spec_schema()["$defs"]["cron_or_preset"]["pattern"])
     if (
@@ -446,6 +453,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
                     f"the default does not fit its own rules: {failure.message}",
                 )
 
+    run_after = run_after_expression(target_of(data))
     for path, value in walk(data):
         if path[-1:] and path[-1] in CALLABLE_KEYS and isinstance(value, str):
             for name in value.replace(":", ".").split("."):
@@ -459,7 +467,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
                 path, f"{value!r} cannot be passed to a task; use a finite number"
             )
         if isinstance(value, str) and "{" in value:
-            yield from _logical_date_warnings(doc, path, value)
+            yield from _logical_date_warnings(doc, path, value, run_after)
 
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
@@ -472,9 +480,10 @@ _LOGICAL_DATE_NAME = re.compile(
 
 
 def _logical_date_warnings(
-    doc: Document, path: SpecPath, text: str
+    doc: Document, path: SpecPath, text: str, run_after: str
 ) -> Iterator[Problem]:
-    """Airflow templates that fail in a run without a logical date, and their replacement."""
+    """Airflow templates that fail in a run without a logical date, and their replacement
+    (``run_after``: how the targeted Airflow versions spell when the run was due)."""
     for match in _TEMPLATE.finditer(text):
         expression = match.group(1) or match.group(2) or ""
         names = (
@@ -485,7 +494,8 @@ def _logical_date_warnings(
                 path,
                 f"{{{{ {name} }}}} is undefined in a run without a logical date (a "
                 "manual run from the UI or the REST API), which then fails; write "
-                f"{{{{ {LOGICAL_DATE_TEMPLATES[name]} }}}} instead",
+                f"{{{{ {LOGICAL_DATE_TEMPLATES[name].replace(RUN_AFTER, run_after)} }}}} "
+                "instead",
             )
 
 

@@ -118,12 +118,12 @@ def _stale(path: Path, source: str) -> Problem:
 def fill_dagbag(folder: str, result_file: str) -> None:
     """Runs in the child: fill a DagBag from ``folder`` and dump what it holds as JSON.
 
-    A ``BundleDagBag``, as the DAG processor and the task runner use, which puts the
-    dags folder on ``sys.path`` where tasks find the user's modules.
+    Filled as the DAG processor and the task runner fill it, with the dags folder on
+    ``sys.path`` where tasks find the user's modules.
     """
-    from airflow.dag_processing.dagbag import BundleDagBag
+    from dagfactory.tools.airflow_api import fill_dagbag as filled
 
-    bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder))
+    bag = filled(folder)
     dags: dict[str, list[str]] = {}
     for dag_id, dag in bag.dags.items():
         dags.setdefault(str(Path(dag.fileloc).resolve()), []).append(dag_id)

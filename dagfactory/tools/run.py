@@ -4,7 +4,8 @@ Airflow runs in child processes (see :mod:`.airflow`) with its own ``AIRFLOW_HOM
 SQLite metadata database there, so nothing needs setting up by hand and this process never
 imports Airflow. ``airflow db migrate`` sets the database up; a second child loads the DAG
 from a DagBag, runs it once with ``dag.test()`` and reads the run back through Airflow's own
-models (its tables change between releases: XComs left the ``xcom`` table in 3.4), writing
+models (its tables change between releases: XComs left the ``xcom`` table in 3.4; where the
+models live on each version is :mod:`.airflow_api`'s business), writing
 what it found as JSON to a file, away from Airflow's logging on stdout.
 
 Retries are off for a local run: a failing task fails at once instead of waiting out its
@@ -93,11 +94,10 @@ class RunResult:
 
 def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
     """Runs in the child: run ``dag_id`` once, retries off, and dump the run as JSON."""
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.listeners import hookimpl
-    from airflow.models.xcom import XComModel
-    from airflow.sdk.listener import get_listener_manager
     from airflow.utils.session import create_session
+
+    from dagfactory.tools.airflow_api import add_listener, fill_dagbag, stored_xcoms
 
     errors: dict[tuple[str, int], BaseException | str | None] = {}
 
@@ -108,7 +108,7 @@ def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
         def on_task_instance_failed(self, task_instance: Any, error: Any) -> None:
             errors[task_instance.task_id, task_instance.map_index] = error
 
-    bag = DagBag(dag_folder=folder)
+    bag = fill_dagbag(folder)
     if dag_id not in bag.dags:
         raise SystemExit(
             f"no DAG {dag_id!r} in {folder}\n" + "\n".join(bag.import_errors.values())
@@ -116,13 +116,11 @@ def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
     dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
-    get_listener_manager().add_listener(FailureRecorder())
+    add_listener(FailureRecorder())
     run = dag.test()  # a failed run is returned, not raised
     with create_session() as session:
         instances = run.get_task_instances(session=session)
-        stored = session.scalars(
-            XComModel.get_many(run_id=run.run_id, dag_ids=dag_id)
-        ).all()
+        stored = stored_xcoms(session, run.run_id, dag_id)
         xcoms = [
             {
                 "key": x.key,

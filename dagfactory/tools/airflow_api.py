@@ -1,0 +1,55 @@
+"""Where each supported Airflow (2.10 to 3.4) keeps what the child processes use.
+
+Only :mod:`.check`'s and :mod:`.run`'s child processes import this module, after Airflow;
+each function imports the newest location first and falls back to the older one, so
+that no deprecation warning is raised where the new one exists.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def fill_dagbag(folder: str) -> Any:
+    """A DagBag of ``folder`` with the folder on ``sys.path``, as the DAG processor has it.
+
+    From 3.2 a ``BundleDagBag`` (``airflow.dag_processing.dagbag``) does both; before,
+    ``airflow.models.dagbag.DagBag`` loads the files and the folder is put on the path
+    here (Airflow 3.0 and 3.1 no longer do it themselves, and ``dag.test()`` runs the
+    tasks in this process).
+    """
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag
+    except ImportError:  # Airflow 2 to 3.1
+        from airflow.models.dagbag import DagBag
+
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        return DagBag(dag_folder=folder, include_examples=False)
+    return BundleDagBag(dag_folder=folder, bundle_path=Path(folder))
+
+
+def add_listener(listener: object) -> None:
+    """Register an Airflow listener (``airflow.sdk.listener`` from 3.2)."""
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:  # Airflow 2 to 3.1
+        from airflow.listeners.listener import get_listener_manager
+    get_listener_manager().add_listener(listener)
+
+
+def stored_xcoms(session: Any, run_id: str, dag_id: str) -> list[Any]:
+    """Every XCom row of a run; each row's ``value`` is the Python data it holds.
+
+    ``XComModel`` from Airflow 3 (whose table 3.4 changed); Airflow 2's ``XCom`` model
+    decodes its stored bytes as it loads a row.
+    """
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2
+        from airflow.models.xcom import XCom
+
+        return XCom.get_many(run_id=run_id, dag_ids=dag_id, session=session).all()
+    return session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id)).all()
