@@ -124,7 +124,7 @@ def virtualenv(version: Version, wheel: Path) -> tuple[bool, str, Path]:
             "dagfactory",
             "-c",
             str(version.constraints),
-            str(wheel),
+            f"dagfactory[airflow] @ {wheel.as_uri()}",
         ]
     )
     return ok, output, python
