@@ -1,0 +1,292 @@
+"""Inside one compatibility virtualenv: load the rendered DAGs and run each one, on this Airflow.
+
+``python probe.py DAGS_FOLDER RESULT_FILE [DAG_ID ...]`` (all DAGs when none) runs in a child process whose environment
+points Airflow at its own home and an already migrated SQLite database. It fills one
+DagBag with every warning recorded (the generated files must raise no deprecation
+warning), then runs every DAG once with ``dag.test()`` and reads the run back through
+Airflow's own models: the trainers' XComs, the chooser's winner, the branch taken, the
+publish step's result and each failed task's exception. It checks them against what the
+DAG's own operators say should happen (the winner is the best of the XComs read back)
+and writes one verdict per check as JSON: ``{"check": [ok, detail]}``.
+
+It runs on every supported Airflow (2.10 to 3.4), so it tries each import where the
+newer releases keep it first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+# DAGs whose chooser must fail: their trainers push values that are not finite numbers.
+EXPECTED_TO_FAIL = {"failing_trainers"}
+
+
+# Airflow marks deprecated imports with subclasses of each (3.x: FutureWarning).
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def fill_dagbag(folder: Path) -> tuple[Any, list[str], list[str]]:
+    """The DagBag of ``folder`` and the deprecation warnings raised while filling it.
+
+    First those the generated files cause: raised at a line of a file in ``folder``, or
+    by Airflow while it imported one of them (the DagBag keeps those per file: imports
+    of deprecated Airflow modules and classes). Second the rest, which Airflow or its
+    dependencies raise whatever the DAGs are (e.g. pathspec's in Airflow's file
+    discovery, Flask's on Airflow 2).
+    """
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2 and later
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(folder))
+    per_file = "\n".join(
+        line
+        for lines in getattr(bag, "captured_warnings", {}).values()
+        for line in lines
+    )
+    ours, theirs = [], []
+    for w in caught:
+        if issubclass(w.category, DEPRECATIONS):
+            text = f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}"
+            inside = Path(w.filename).resolve().is_relative_to(folder.resolve())
+            # Airflow's own deprecations met importing a generated file: a deprecated
+            # module or class it uses. A third-party library's (Flask's, on 2.x) is not.
+            from_airflow = "/airflow/" in Path(w.filename).as_posix()
+            mine = inside or (from_airflow and str(w.message) in per_file)
+            (ours if mine else theirs).append(text)
+    return bag, list(dict.fromkeys(ours)), list(dict.fromkeys(theirs))
+
+
+def record_failures() -> dict[tuple[str, int], str]:
+    """Each failed task's exception as Airflow hands it to listeners, keyed by (task, map index)."""
+    from airflow.listeners import hookimpl
+
+    try:
+        from airflow.sdk.listener import get_listener_manager  # where tasks run, 3.2+
+    except ImportError:
+        from airflow.listeners.listener import get_listener_manager
+
+    errors: dict[tuple[str, int], str] = {}
+
+    class FailureRecorder:
+        @hookimpl
+        def on_task_instance_failed(self, task_instance: Any, error: Any) -> None:
+            key = (task_instance.task_id, task_instance.map_index)
+            errors[key] = f"{type(error).__name__}: {error}"
+
+    get_listener_manager().add_listener(FailureRecorder())
+    return errors
+
+
+def read_run(run: Any) -> tuple[dict[str, str], dict[tuple[str, int, str], Any]]:
+    """The run's task states (``task`` or ``task[i]``) and XComs by (task, map index, key)."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        instances = run.get_task_instances(session=session)
+        states = {_name(ti.task_id, ti.map_index): str(ti.state) for ti in instances}
+        try:
+            from airflow.models.xcom import XComModel  # Airflow 3
+        except ImportError:
+            from airflow.models.xcom import XCom
+
+            rows = XCom.get_many(
+                run_id=run.run_id, dag_ids=run.dag_id, session=session
+            ).all()
+        else:
+            query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id)
+            rows = session.scalars(query).all()
+        xcoms = {(x.task_id, x.map_index, x.key): x.value for x in rows}
+    return states, xcoms
+
+
+def _name(task_id: str, map_index: int) -> str:
+    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
+
+
+def operator_kwargs(dag: Any, callable_name: str) -> tuple[str, dict[str, Any]] | None:
+    """The task whose callable is the generated ``callable_name``, and its ``op_kwargs``."""
+    for task in dag.tasks:
+        function = getattr(task, "python_callable", None)
+        if getattr(function, "__name__", None) == callable_name:
+            return task.task_id, dict(task.op_kwargs)
+    return None
+
+
+def score(value: Any, metric: str | None) -> float | None:
+    """The finite number a trainer's XCom stands for (text from bash trainers too), or None."""
+    if metric is not None:
+        value = value.get(metric) if isinstance(value, dict) else None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def trainer_values(
+    chooser: dict[str, Any], xcoms: dict[tuple[str, int, str], Any]
+) -> list[tuple[str, Any]]:
+    """Each trainer's name and what it pushed under the chooser's key, in the chooser's order."""
+    key = chooser["xcom_key"]
+    if isinstance(chooser["task_ids"], str):  # one mapped task: its map indexes
+        mapped = chooser["task_ids"]
+        if "map_count" in chooser:
+            indexes = range(chooser["map_count"])
+        else:
+            indexes = sorted(i for (t, i, k) in xcoms if t == mapped and k == key)
+        return [(f"{mapped}[{i}]", xcoms.get((mapped, i, key))) for i in indexes]
+    return [(t, xcoms.get((t, -1, key))) for t in chooser["task_ids"]]
+
+
+def verify_run(dag: Any, failures: dict[tuple[str, int], str]) -> list[str]:
+    """Run ``dag`` once and return what went wrong (nothing when it behaved)."""
+    for task in dag.tasks:
+        task.retries = 0
+    failures.clear()
+    run = dag.test()  # a failed run is returned, not raised
+    states, xcoms = read_run(run)
+    found = operator_kwargs(dag, "_choose")
+    if found is None:
+        return ["no chooser task (calling _choose) in the DAG"]
+    chooser_id, chooser = found
+    trainers = trainer_values(chooser, xcoms)
+    if not trainers:
+        return [f"no trainer pushed under {chooser['xcom_key']!r}: {states}"]
+    scores = [score(value, chooser.get("metric")) for _, value in trainers]
+    if dag.dag_id in EXPECTED_TO_FAIL:
+        return verify_failure(run, states, chooser_id, trainers, scores, failures)
+    if str(run.state) != "success":
+        failed = "; ".join(f"{_name(*key)}: {error}" for key, error in failures.items())
+        return [f"run {run.state}: {failed or states}"]
+    best = (max if chooser["mode"] == "max" else min)(scores)
+    index = scores.index(best)
+    expected = {"task_id": trainers[index][0], "value": best}
+    winner = xcoms.get((chooser_id, -1, chooser["push_key"]))
+    problems = []
+    if winner is None or {k: winner.get(k) for k in expected} != expected:
+        problems.append(f"winner {winner}, expected {expected} from {trainers}")
+    problems += verify_branch(dag, states, best)
+    problems += verify_publish(dag, states, xcoms, expected)
+    return problems
+
+
+def verify_failure(
+    run: Any,
+    states: dict[str, str],
+    chooser_id: str,
+    trainers: list[tuple[str, Any]],
+    scores: list[float | None],
+    failures: dict[tuple[str, int], str],
+) -> list[str]:
+    """The run failed at the chooser, whose exception names every trainer without a number."""
+    bad = [
+        (name, value)
+        for (name, value), s in zip(trainers, scores, strict=True)
+        if s is None
+    ]
+    if not bad:
+        return [f"every trainer pushed a number ({trainers}): nothing to fail on"]
+    if str(run.state) != "failed" or states.get(chooser_id) != "failed":
+        return [
+            f"run {run.state}, {chooser_id} {states.get(chooser_id)}: expected failed"
+        ]
+    message = failures.get((chooser_id, -1), "")
+    missing = [
+        f"{name} pushed {'nothing' if value is None else repr(value)}"
+        for name, value in bad
+        if f"{name} pushed {'nothing' if value is None else repr(value)}" not in message
+    ]
+    if missing:
+        return [
+            f"{chooser_id}'s failure {message!r} does not say: {'; '.join(missing)}"
+        ]
+    return []
+
+
+def verify_branch(dag: Any, states: dict[str, str], best: float) -> list[str]:
+    """The branch after the chooser ran the follow-up the winner's value calls for."""
+    found = operator_kwargs(dag, "_branch")
+    if found is None:
+        return []
+    _, branch = found
+    threshold = branch["threshold"]
+    passed = best >= threshold if branch["mode"] == "max" else best <= threshold
+    taken, skipped = (
+        (branch["on_pass"], branch["on_fail"])
+        if passed
+        else (branch["on_fail"], branch["on_pass"])
+    )
+    if states.get(taken) != "success" or states.get(skipped) != "skipped":
+        return [
+            f"branch: {taken} {states.get(taken)} and {skipped} {states.get(skipped)}, "
+            f"expected success and skipped (winner {best}, threshold {threshold})"
+        ]
+    return []
+
+
+def verify_publish(
+    dag: Any,
+    states: dict[str, str],
+    xcoms: dict[tuple[str, int, str], Any],
+    winner: dict[str, Any],
+) -> list[str]:
+    """The publish step was called with the winner: it returned what its callable returns."""
+    found = operator_kwargs(dag, "_publish")
+    if found is None:
+        return []
+    task_id, publish = found
+    module_name, _, function_name = publish["ref"].partition(":")
+    function = getattr(__import__(module_name, fromlist=[function_name]), function_name)
+    expected = function(**publish["kwargs"], **winner)
+    returned = xcoms.get((task_id, -1, "return_value"))
+    if states.get(task_id) != "success" or returned != expected:
+        return [
+            f"publish {task_id} {states.get(task_id)} returned {returned!r}, expected {expected!r}"
+        ]
+    return []
+
+
+def main(folder: Path, result_file: Path, only: list[str]) -> None:
+    """Write the verdicts after each step, so that a run that hangs is named when killed."""
+    sys.path.insert(0, str(folder))  # as Airflow's workers import the user's code
+    verdicts: dict[str, tuple[bool, str]] = {}
+    bag, deprecations, elsewhere = fill_dagbag(folder)
+    files = sorted(p.name for p in folder.glob("*.py"))
+    problems = [
+        f"{Path(f).name}: {e.strip().splitlines()[-1]}"
+        for f, e in bag.import_errors.items()
+    ]
+    problems += deprecations
+    if len(bag.dags) < len(files):
+        problems.append(f"{len(bag.dags)} DAGs from {len(files)} files")
+    summary = f"{len(bag.dags)} DAGs from {len(files)} files"
+    if elsewhere:
+        summary += "; deprecations raised by Airflow itself: " + "; ".join(elsewhere)
+    verdicts["dagbag"] = (not problems, "; ".join(problems) or summary)
+    failures = record_failures()
+    for dag_id in sorted(only or bag.dags):
+        verdicts[dag_id] = (False, "still running when the probe was stopped")
+        result_file.write_text(json.dumps(verdicts, indent=1), "utf-8")
+        try:
+            problems = verify_run(bag.dags[dag_id], failures)
+        except Exception:
+            problems = [traceback.format_exc(limit=-3).strip()]
+        verdicts[dag_id] = (not problems, "; ".join(problems))
+    result_file.write_text(json.dumps(verdicts, indent=1), "utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])
