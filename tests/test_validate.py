@@ -385,6 +385,19 @@ def test_doc_md_file_stays_in_the_config_folder(path):
     ), found
 
 
+def test_a_doc_md_file_with_a_null_byte_is_one_error_not_a_crash():
+    found = problems(
+        edit(
+            "  start_date: 2024-01-01\n",
+            '  start_date: 2024-01-01\n  doc_md_file: "\\0"\n',
+        )
+    )
+    assert found == [
+        "c.yaml:4:16: error: dag.doc_md_file: expected a Markdown file, relative to the"
+        " config's folder, got the text '\\x00'"
+    ]
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [

@@ -164,8 +164,8 @@ def doc_md_location(doc: Document) -> tuple[Path, bool] | None:
     """
     dag = doc.data.get("dag")
     name = dag.get("doc_md_file") if isinstance(dag, dict) else None
-    if not isinstance(name, str):
-        return None
+    if not isinstance(name, str) or "\x00" in name:
+        return None  # no file has that name; the schema says what is wrong with it
     folder = Path(doc.name).parent
     path = folder / name
     return path, path.resolve().is_relative_to(folder.resolve())
