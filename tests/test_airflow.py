@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, airflow_dagbag, compiled
+from conftest import ROOT, VALID, airflow_dagbag, compiled
 from dagfactory.tools.run import TaskFailure, run_dag
 
 pytestmark = pytest.mark.airflow
@@ -286,3 +286,26 @@ def test_a_failure_names_its_map_index_and_keeps_a_long_message_under_it():
     )
     silent = TaskFailure("fetch", -1, "failed", 1, None, None)
     assert silent.text == "fetch failed on try 1: no exception recorded (see the log)"
+
+
+def test_airflow_loads_a_continuous_dag_only_with_one_active_run(tmp_path):
+    """What validate asks of '@continuous' is what Airflow asks: one run at a time."""
+    source = compiled(
+        VALID.replace(
+            "  start_date: 2024-01-01\n",
+            "  start_date: 2024-01-01\n  schedule: '@continuous'\n  max_active_runs: 1\n",
+        )
+    ).content
+    assert "max_active_runs=1," in source
+    (tmp_path / "one.py").write_text(source, encoding="utf-8")
+    (tmp_path / "two.py").write_text(
+        source.replace('dag_id="demo"', 'dag_id="demo_two"').replace(
+            "max_active_runs=1,", "max_active_runs=2,"
+        ),
+        encoding="utf-8",
+    )
+    dagbag = airflow_dagbag(tmp_path)
+    assert set(dagbag.dag_ids) == {"demo"}
+    [(path, error)] = dagbag.import_errors.items()
+    assert path.endswith("two.py")
+    assert "ContinuousTimetable requires max_active_runs <= 1" in error

@@ -412,3 +412,36 @@ def test_a_doc_md_file_with_a_null_byte_is_one_error_not_a_crash():
 def test_sections_of_the_wrong_type_are_errors_not_crashes(old, new):
     found = problems(edit(old, new))
     assert found and all(message.startswith("c.yaml:") for message in found)
+
+
+@pytest.mark.parametrize(
+    ("runs", "expected"),
+    [
+        (
+            "",
+            [
+                "c.yaml:4:13: error: dag.schedule: '@continuous' needs max_active_runs: 1"
+                " (Airflow loads a continuous DAG only if it runs one run at a time, and"
+                " allows 16 by default); add max_active_runs: 1 under dag"
+            ],
+        ),
+        (
+            "  max_active_runs: 2\n",
+            [
+                "c.yaml:5:20: error: dag.max_active_runs: must be 1 with the"
+                " '@continuous' schedule (line 4), got 2: Airflow loads a continuous DAG"
+                " only if it runs one run at a time"
+            ],
+        ),
+        ("  max_active_runs: 1\n", []),
+    ],
+)
+def test_a_continuous_schedule_needs_one_active_run(runs, expected):
+    """Airflow refuses to load the DAG otherwise: an error now, never a broken file."""
+    found = problems(
+        edit(
+            "  start_date: 2024-01-01\n",
+            f"  start_date: 2024-01-01\n  schedule: '@continuous'\n{runs}",
+        )
+    )
+    assert found == expected

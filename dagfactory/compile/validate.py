@@ -385,6 +385,26 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _continuous_errors(doc: Document, dag: dict[str, Any]) -> Iterator[Problem]:
+    """Airflow refuses to load a continuous DAG that may run more than once at a time."""
+    if dag.get("schedule") != "@continuous":
+        return
+    runs = dag.get("max_active_runs")
+    if runs is None:
+        yield doc.error(
+            ("dag", "schedule"),
+            "'@continuous' needs max_active_runs: 1 (Airflow loads a continuous DAG only"
+            " if it runs one run at a time, and allows 16 by default); add"
+            " max_active_runs: 1 under dag",
+        )
+    elif isinstance(runs, int) and not isinstance(runs, bool) and runs > 1:
+        yield doc.error(
+            ("dag", "max_active_runs"),
+            f"must be 1 with the '@continuous' schedule ({doc.where(('dag', 'schedule'))}),"
+            f" got {runs}: Airflow loads a continuous DAG only if it runs one run at a time",
+        )
+
+
 def _semantic_errors(doc: Document) -> Iterator[Problem]:
     """Checks across keys; each one skips values the schema already rejected."""
     data = doc.data
@@ -403,6 +423,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
         and (problem := cron_problem(schedule)) is not None
     ):
         yield doc.error(("dag", "schedule"), problem)
+    yield from _continuous_errors(doc, dag)
     models = _trainer_models(trainers)
     yield from _duplicate_ids(doc, models)
     uses_bash = _uses_bash(trainers, models)
