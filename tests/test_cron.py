@@ -17,10 +17,13 @@ WHERE = "c.yaml:4:13: error: dag.schedule: "
 
 
 def problems(schedule: str) -> list[str]:
-    """Every problem of the valid config with ``schedule`` (YAML text) as its schedule."""
+    """Every problem of the valid config with ``schedule`` (YAML text) as its schedule.
+
+    With ``max_active_runs: 1``, which '@continuous' needs (test_validate covers that rule).
+    """
     text = VALID.replace(
         "  start_date: 2024-01-01\n",
-        f"  start_date: 2024-01-01\n  schedule: {schedule}\n",
+        f"  start_date: 2024-01-01\n  schedule: {schedule}\n  max_active_runs: 1\n",
     )
     return [str(problem) for problem in validate(load_text(text, "c.yaml"))]
 

@@ -170,9 +170,11 @@ def airflow_refusal(schedule: str) -> str | None:
 
 
 def validate_problems(schedule: str) -> list[str]:
+    # max_active_runs: 1, as the DAG Airflow judges has (test_validate covers @continuous).
     text = VALID.replace(
         "  start_date: 2024-01-01\n",
-        f"  start_date: 2024-01-01\n  schedule: {json.dumps(schedule)}\n",
+        f"  start_date: 2024-01-01\n  schedule: {json.dumps(schedule)}\n"
+        "  max_active_runs: 1\n",
     )
     return [
         problem.message
