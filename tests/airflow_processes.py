@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from dagfactory.tools.airflow import airflow_env
 
 SIMPLE_AUTH_MANAGER = (
@@ -244,3 +246,15 @@ class Airflow:
             f"--- {name} ---\n{(self.home / f'{name}.log').read_text(errors='replace')[-3000:]}"
             for name in self.components
         )
+
+
+def wait_for(what: str, check, limit: float, airflow: Airflow):
+    """``check()``'s first true result, polled each second; after ``limit`` seconds the
+    test fails with what it waited for and the components' logs."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    pytest.fail(f"timed out after {limit:.0f} s waiting for {what}\n{airflow.logs()}")

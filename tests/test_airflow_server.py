@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from airflow_processes import Airflow, free_loopback_port, migrate, running, server_env
+from airflow_processes import (
+    Airflow,
+    free_loopback_port,
+    migrate,
+    running,
+    server_env,
+    wait_for,
+)
 from conftest import ROOT
 
 pytestmark = pytest.mark.airflow
@@ -39,16 +45,6 @@ def airflow(tmp_path_factory):
     command = [sys.executable, "-m", "airflow"]
     with running(home, {name: ([*command, name], env) for name in COMPONENTS}):
         yield Airflow(home, port, list(COMPONENTS))
-
-
-def wait_for(what: str, check, limit: float, airflow: Airflow):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1)
-    pytest.fail(f"timed out after {limit:.0f} s waiting for {what}\n{airflow.logs()}")
 
 
 def xcom(airflow: Airflow, run_id: str, task_id: str, key: str):

@@ -44,6 +44,7 @@ from airflow_processes import (
     migrate,
     running,
     server_env,
+    wait_for,
 )
 from conftest import ROOT
 
@@ -320,16 +321,6 @@ def dag_files(folder: Path) -> set[str]:
 def dag_ids(airflow: Airflow) -> set[str]:
     status, body = airflow.request("GET", "/api/v2/dags?limit=100")
     return {dag["dag_id"] for dag in body.get("dags", [])} if status == 200 else set()
-
-
-def wait_for(what: str, check, limit: float, airflow: Airflow):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(1)
-    pytest.fail(f"timed out after {limit:.0f} s waiting for {what}\n{airflow.logs()}")
 
 
 def quoted(run_id: str) -> str:
