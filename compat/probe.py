@@ -70,10 +70,7 @@ def record_failures() -> dict[tuple[str, int], str]:
     """Each failed task's exception as Airflow hands it to listeners, keyed by (task, map index)."""
     from airflow.listeners import hookimpl
 
-    try:
-        from airflow.sdk.listener import get_listener_manager  # where tasks run, 3.2+
-    except ImportError:
-        from airflow.listeners.listener import get_listener_manager
+    from dagfactory.tools.airflow_api import add_listener
 
     errors: dict[tuple[str, int], str] = {}
 
@@ -83,7 +80,7 @@ def record_failures() -> dict[tuple[str, int], str]:
             key = (task_instance.task_id, task_instance.map_index)
             errors[key] = f"{type(error).__name__}: {error}"
 
-    get_listener_manager().add_listener(FailureRecorder())
+    add_listener(FailureRecorder())
     return errors
 
 
@@ -91,20 +88,12 @@ def read_run(run: Any) -> tuple[dict[str, str], dict[tuple[str, int, str], Any]]
     """The run's task states (``task`` or ``task[i]``) and XComs by (task, map index, key)."""
     from airflow.utils.session import create_session
 
+    from dagfactory.tools.airflow_api import stored_xcoms
+
     with create_session() as session:
         instances = run.get_task_instances(session=session)
         states = {_name(ti.task_id, ti.map_index): str(ti.state) for ti in instances}
-        try:
-            from airflow.models.xcom import XComModel  # Airflow 3
-        except ImportError:
-            from airflow.models.xcom import XCom
-
-            rows = XCom.get_many(
-                run_id=run.run_id, dag_ids=run.dag_id, session=session
-            ).all()
-        else:
-            query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id)
-            rows = session.scalars(query).all()
+        rows = stored_xcoms(session, run.run_id, run.dag_id)
         xcoms = {(x.task_id, x.map_index, x.key): x.value for x in rows}
     return states, xcoms
 
