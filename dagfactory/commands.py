@@ -347,6 +347,6 @@ def init(
 
 def schema() -> Outcome:
     """The JSON Schema configs are validated against."""
-    from dagfactory.tools.init import SCHEMA
+    from dagfactory.compile.schema import SCHEMA_FILE
 
-    return Outcome(output=[SCHEMA.read_text("utf-8")])
+    return Outcome(output=[SCHEMA_FILE.read_text("utf-8")])

@@ -6,8 +6,9 @@ import pytest
 
 from conftest import VALID, compile_yaml, dagfactory
 from dagfactory.compile.load import load_text
+from dagfactory.compile.schema import spec_schema
 from dagfactory.compile.target import SUPPORTED_AIRFLOW, version
-from dagfactory.compile.validate import spec_schema, validate
+from dagfactory.compile.validate import validate
 
 RUN_AFTER_DS = '"echo {{ dag_run.run_after | ds }}"'
 PORTABLE_DS = '"echo {{ dag_run.run_after | default(dag_run.logical_date) | ds }}"'

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import VALID
 from dagfactory.compile.load import load_text
-from dagfactory.compile.validate import spec_schema, validate
+from dagfactory.compile.schema import spec_schema
+from dagfactory.compile.validate import validate
 
 
 def problems(text: str) -> list[str]:

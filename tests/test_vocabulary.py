@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dagfactory.compile import vocabulary
-from dagfactory.compile.validate import spec_schema
+from dagfactory.compile.schema import spec_schema
 
 
 def _section(name: str) -> dict[str, Any]:

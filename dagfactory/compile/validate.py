@@ -9,20 +9,17 @@ together. Reads nothing: what a config brought in from outside is on its documen
 from __future__ import annotations
 
 import difflib
-import json
 import keyword
 import math
 import re
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import jsonschema
 
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.load import Document, doc_md_location, walk
+from dagfactory.compile.schema import fits, json_identity, python_regex, spec_schema
 from dagfactory.compile.target import (
     RUN_AFTER,
     run_after_expression,
@@ -47,39 +44,8 @@ from dagfactory.compile.vocabulary import (
 )
 from dagfactory.problems import Problem, SpecPath, format_spec_path
 
-
-@cache
-def spec_schema() -> dict[str, Any]:
-    """The JSON Schema (Draft 2020-12) shipped with the package: the source of truth for shape."""
-    text = (
-        resources.files("dagfactory")
-        .joinpath("schema/spec.schema.json")
-        .read_text("utf-8")
-    )
-    return json.loads(text)
-
-
-@cache
-def _python_regex(pattern: str) -> re.Pattern[str]:
-    """A JSON Schema (ECMA-262) pattern as a Python regex with the same meaning.
-
-    ECMA's ``$`` matches only at the very end of the text; Python's also matches before
-    a final newline, which would let ``"demo\\n"`` pass as a DAG id. So ``$`` becomes ``\\Z``.
-    """
-    translated, escaped, in_class = [], False, False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "$" and not in_class:
-            char = r"\Z"
-        translated.append(char)
-    return re.compile("".join(translated))
+if TYPE_CHECKING:
+    import jsonschema
 
 
 def _pattern(
@@ -88,23 +54,12 @@ def _pattern(
     instance: Any,
     schema: dict[str, Any],
 ) -> Iterator[jsonschema.ValidationError]:
-    if validator.is_type(instance, "string") and not _python_regex(pattern).search(
+    from jsonschema import ValidationError
+
+    if validator.is_type(instance, "string") and not python_regex(pattern).search(
         instance
     ):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _json_identity(value: Any) -> Any:
-    """A hashable key that is equal for JSON-equal values (``1`` and ``1.0``, not ``true``)."""
-    if isinstance(value, bool):
-        return ("boolean", value)
-    if isinstance(value, int | float):
-        return ("number", value)
-    if isinstance(value, list):
-        return ("array", tuple(map(_json_identity, value)))
-    if isinstance(value, dict):
-        return ("object", frozenset((k, _json_identity(v)) for k, v in value.items()))
-    return ("value", value)
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _unique_items(
@@ -114,14 +69,22 @@ def _unique_items(
     schema: dict[str, Any],
 ) -> Iterator[jsonschema.ValidationError]:
     """``uniqueItems`` in linear time: jsonschema's own check is quadratic on mixed types."""
+    from jsonschema import ValidationError
+
     if unique and validator.is_type(instance, "array"):
-        if len(set(map(_json_identity, instance))) != len(instance):
-            yield jsonschema.ValidationError(f"{instance!r} has non-unique elements")
+        if len(set(map(json_identity, instance))) != len(instance):
+            yield ValidationError(f"{instance!r} has non-unique elements")
 
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
-    """One validator for the process, over the schema with its references inlined."""
+    """One validator for the process, over the schema with its references inlined.
+
+    Imported and built only for a document that does not fit (:func:`.schema.fits`):
+    jsonschema is what says where and why.
+    """
+    import jsonschema
+
     strict = jsonschema.validators.extend(
         jsonschema.Draft202012Validator,
         {"pattern": _pattern, "uniqueItems": _unique_items},
@@ -159,8 +122,9 @@ def validate(doc: Document) -> list[Problem]:
     """Every problem in ``doc``, in file order; an empty list means it can be rendered."""
     disagreements = dict(_yaml_disagreements(doc))
     errors = []
-    for error in _validator().iter_errors(doc.data):
-        errors.extend(_schema_errors(doc, error, disagreements))
+    if not fits(doc.data):
+        for error in _validator().iter_errors(doc.data):
+            errors.extend(_schema_errors(doc, error, disagreements))
     errors += [doc.error(path, message) for path, message in disagreements.items()]
     errors += _semantic_errors(doc)
     return sorted(set(errors), key=Problem.sort_key)
@@ -415,7 +379,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
     yield from _env_errors(doc)
     yield from target_errors(doc)
     schedule = dag.get("schedule")
-    cron_shape = _python_regex(spec_schema()["$defs"]["cron_or_preset"]["pattern"])
+    cron_shape = python_regex(spec_schema()["$defs"]["cron_or_preset"]["pattern"])
     if (
         isinstance(schedule, str)
         and not is_duration_text(schedule)
@@ -464,6 +428,10 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
                 for key in PARAM_KEYWORDS
                 if key in param and key not in {"default", "description"}
             }
+            if not rules:
+                continue  # a default alone fits
+            import jsonschema  # here: most configs have no rules to check
+
             try:
                 jsonschema.Draft202012Validator.check_schema(rules)
             except jsonschema.SchemaError:

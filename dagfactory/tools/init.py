@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 from dagfactory.compile import compile_text
+from dagfactory.compile.schema import SCHEMA_FILE
 from dagfactory.problems import UsageError
 
-SCHEMA = resources.files("dagfactory").joinpath("schema/spec.schema.json")
 # Beside the configs of a project outside a dagfactory checkout, so that the
 # yaml-language-server line works on every teammate's machine.
 SCHEMA_COPY = "dagfactory.schema.json"
@@ -35,7 +35,7 @@ def schema_reference(config: Path) -> str:
     The schema in this checkout when dagfactory runs from one (its own examples), else
     the copy ``init`` writes beside the configs.
     """
-    schema = Path(str(SCHEMA)).resolve()
+    schema = SCHEMA_FILE
     if schema.is_relative_to(Path.cwd().resolve()):
         return Path(os.path.relpath(schema, config.parent.resolve())).as_posix()
     return SCHEMA_COPY
@@ -65,7 +65,7 @@ def starter_files(dag_id: str, config: Path, out_dir: Path) -> dict[Path, str]:
         out_dir / package / "models.py": models.format(**fields),
     }
     if reference == SCHEMA_COPY:
-        files[config.parent / SCHEMA_COPY] = SCHEMA.read_text("utf-8")
+        files[config.parent / SCHEMA_COPY] = SCHEMA_FILE.read_text("utf-8")
     return files
 
 
