@@ -9,6 +9,7 @@ to the folder the search started from). Nothing here reads a config: that is
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +21,25 @@ DEFAULTS_STEM = "defaults"
 
 def display_name(path: Path) -> str:
     """``path`` relative to the working directory when inside it, with forward slashes."""
-    absolute = path.absolute()
+    if not path.name:  # the root, or "."
+        return _shown(path, os.getcwd())
+    return _shown_folder(path.parent, os.getcwd()) + path.name
+
+
+def _shown(path: Path, cwd: str) -> str:
+    absolute = Path(cwd, path)
     try:
-        return absolute.relative_to(Path.cwd()).as_posix()
+        return absolute.relative_to(cwd).as_posix()
     except ValueError:
         return absolute.as_posix()
+
+
+@functools.lru_cache(maxsize=256)
+def _shown_folder(folder: Path, cwd: str) -> str:
+    """How :func:`display_name` shows a file's folder, with a final slash: worked out
+    once per folder, as a batch has far fewer folders than configs."""
+    shown = _shown(folder, cwd)
+    return "" if shown == "." else f"{shown.rstrip('/')}/"
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,8 @@ def discover(paths: list[Path]) -> list[ConfigSource]:
     found: dict[Path, ConfigSource] = {}
     for path in paths:
         if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
+            named = (c for c in path.rglob("*") if c.suffix in CONFIG_SUFFIXES)
+            for candidate in sorted(named):
                 if _is_config(candidate) and candidate not in found:
                     found[candidate] = _source(candidate, path)
         elif path.exists():

@@ -11,7 +11,6 @@ out; ``render --check`` and ``--diff`` only show it.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import hashlib
@@ -61,17 +60,17 @@ def output_path(out_dir: Path, dag_id: str) -> Path:
 def recorded_name(config: Path, out_dir: Path) -> str:
     """How a file in ``out_dir`` names its config: relative to the folder holding
     ``out_dir`` (the project), so that it is the same from any working directory."""
-    # relpath makes both paths absolute itself; as strings, a batch of 1,000 configs
-    # skips 3,000 Path objects
-    project = _project_folder(out_dir, os.getcwd())
-    return Path(os.path.relpath(config, project)).as_posix()
+    return _recorded_folder(config.parent, out_dir, os.getcwd()) + config.name
 
 
-@functools.lru_cache(maxsize=8)
-def _project_folder(out_dir: Path, cwd: str) -> str:
-    """The folder holding ``out_dir``, absolute from ``cwd`` (a relative ``out_dir``
-    means another folder after a change of directory)."""
-    return str(Path(cwd, out_dir).parent)
+@functools.lru_cache(maxsize=256)
+def _recorded_folder(folder: Path, out_dir: Path, cwd: str) -> str:
+    """``folder`` relative to the project, with a final slash (nothing for the project):
+    worked out once per folder of configs, from ``cwd`` (a relative ``out_dir`` means
+    another folder after a change of directory)."""
+    project = Path(cwd, out_dir).parent
+    relative = Path(os.path.relpath(Path(cwd, folder), project)).as_posix()
+    return "" if relative == "." else f"{relative}/"
 
 
 def recorded_config(recorded: str, out_dir: Path) -> Path:
@@ -118,6 +117,8 @@ class PlannedFile:
             current = self.path.read_text("utf-8")
         except FileNotFoundError:
             current = ""
+        import difflib  # here: only --check and --diff show diffs
+
         lines = difflib.unified_diff(
             current.splitlines(keepends=True),
             self.content.splitlines(keepends=True),
@@ -167,7 +168,8 @@ def plan_render(
     """
     outputs = [(output_path(out_dir, unit.dag_id), unit) for unit in rendered]
     forced = {path.resolve() for path in force}
-    unknown = forced - {path.resolve() for path, _ in outputs}
+    # Resolving a path costs a system call per folder level: only for --force.
+    unknown = forced - {path.resolve() for path, _ in outputs} if forced else set()
     if unknown:
         raise UsageError(
             f"--force {min(unknown)}: not a file this render writes; name an output file"
