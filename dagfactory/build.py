@@ -110,6 +110,7 @@ def compile_batch(
     out_dir: Path | None = None,
     templates: Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    on_rendered: Callable[[Rendered], Rendered] | None = None,
     render: bool = True,
 ) -> Batch:
     """Compile every config (on ``jobs`` processes); any problem empties the batch.
@@ -119,7 +120,9 @@ def compile_batch(
     compiled for its content), and every config compiled is recorded in it. Without
     ``render``, no DAG file is rendered, so none is recorded: an entry vouches for
     the digest of its file.
-    ``on_progress(done, total)`` is called as each config to compile is done.
+    ``on_progress(done, total)`` is called as each config to compile is done, and
+    ``on_rendered`` with each config rendered, in config order, as it comes: what it
+    returns is kept in the batch instead (so a large batch need not hold every file).
     """
     results: dict[ConfigSource, Rendered | list[Problem]] = {}
     keys: dict[ConfigSource, str] = {}
@@ -150,8 +153,11 @@ def compile_batch(
     for done, (config, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if isinstance(outcome, Compiled):
             results[config] = Rendered.of(config, outcome)
-            if config in keys and outcome.content is not None:
-                cache.put(keys[config], _entry(outcome))
+            if outcome.content is not None:
+                if config in keys:
+                    cache.put(keys[config], _entry(outcome))
+                if on_rendered is not None:
+                    results[config] = on_rendered(results[config])
         else:
             results[config] = outcome
         if on_progress is not None:

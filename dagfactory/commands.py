@@ -8,16 +8,18 @@ command at once are raised as :class:`~dagfactory.problems.DagfactoryError`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagfactory.build import Batch, compile_batch
+from dagfactory.build import Batch, Rendered, compile_batch
 from dagfactory.configs import discover
 from dagfactory.output.cache import RenderCache
-from dagfactory.output.plan import Action, Plan, plan_render
+from dagfactory.output.plan import Action, Plan, is_current, output_path, plan_render
 from dagfactory.problems import (
     EXIT_PROBLEMS,
     Problem,
@@ -29,6 +31,7 @@ from dagfactory.report import Outcome, Progress, error_summary, plural
 if TYPE_CHECKING:
     from dagfactory.compile.spec import Pipeline
     from dagfactory.output.plan import PlannedFile
+    from dagfactory.output.writer import Staging
     from dagfactory.tools.run import RunResult
 
 # The modules behind check, run, graph, init and schema are imported by their commands
@@ -45,6 +48,7 @@ def _compile(
     out_dir: Path | None = None,
     templates: Path | None = None,
     render: bool = True,
+    on_rendered: Callable[[Rendered], Rendered] | None = None,
 ) -> Batch | Outcome:
     """Every config compiled, or the outcome that reports every problem of the batch."""
     configs = discover(paths)
@@ -61,6 +65,7 @@ def _compile(
             out_dir=out_dir,
             templates=templates,
             on_progress=progress.update,
+            on_rendered=on_rendered,
             render=render,
         )
     except TemplateError as exc:
@@ -98,19 +103,33 @@ def render(
     """Compile every config and write its DAG file; with ``check`` or ``diff``, only show what would change."""
     started = time.perf_counter()
     cache = RenderCache.from_file()
-    batch = _compile(
-        paths, jobs=jobs, cache=cache, out_dir=out_dir, templates=templates
-    )
-    if isinstance(batch, Outcome):
-        return batch
-    plan = plan_render(batch.rendered, out_dir, force)
-    if plan.blocked:
-        return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
-    if check or diff:
-        outcome = _preview(plan, diff=diff)
-        outcome.problems[:0] = [*batch.problems, *plan.warnings]
-        return outcome
-    outcome = _write(plan, prune=prune)
+    from dagfactory.output.writer import Staging
+
+    # --check and --diff write nothing, not even under a temporary name.
+    staging = None if check or diff else Staging()
+    stage = None if staging is None else functools.partial(_stage, staging, out_dir)
+    try:
+        batch = _compile(
+            paths,
+            jobs=jobs,
+            cache=cache,
+            out_dir=out_dir,
+            templates=templates,
+            on_rendered=stage,
+        )
+        if isinstance(batch, Outcome):
+            return batch
+        plan = plan_render(batch.rendered, out_dir, force, staged=staging or ())
+        if plan.blocked:
+            return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
+        if staging is None:
+            outcome = _preview(plan, diff=diff)
+            outcome.problems[:0] = [*batch.problems, *plan.warnings]
+            return outcome
+        outcome = _write(plan, prune=prune, staging=staging)
+    finally:
+        if staging is not None:
+            staging.discard()
     outcome.problems[:0] = [*batch.problems, *plan.warnings]
     if outcome.exit_code:
         return outcome
@@ -125,15 +144,25 @@ def render(
     return outcome
 
 
+def _stage(staging: Staging, out_dir: Path, unit: Rendered) -> Rendered:
+    """Start writing a just-compiled config's file if it changes; keep only its digest."""
+    path = output_path(out_dir, unit.dag_id)
+    if not is_current(path, unit.digest):
+        staging.stage(path, unit.content)
+    return dataclasses.replace(unit, content=None, pipeline=None)
+
+
 def _stale_reason(stale: PlannedFile) -> str:
     return f"stale: generated from {stale.source}, which no longer produces it"
 
 
-def _write(plan: Plan, *, prune: bool = False) -> Outcome:
+def _write(
+    plan: Plan, *, prune: bool = False, staging: Staging | None = None
+) -> Outcome:
     """Carry the plan out: its changes, and with ``prune`` its stale files."""
     from dagfactory.output.writer import apply
 
-    applied = apply(plan, prune=prune)
+    applied = apply(plan, prune=prune, staging=staging)
     if applied.failure is not None:
         return Outcome(EXIT_PROBLEMS, [applied.failure])
     outcome = Outcome()

@@ -15,7 +15,7 @@ import enum
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -158,12 +158,16 @@ class Plan:
 
 
 def plan_render(
-    rendered: Sequence[Rendered], out_dir: Path, force: Sequence[Path] = ()
+    rendered: Sequence[Rendered],
+    out_dir: Path,
+    force: Sequence[Path] = (),
+    staged: Container[Path] = (),
 ) -> Plan:
     """What rendering a batch into ``out_dir`` does; ``force`` names foreign files to replace.
 
-    A config the cache vouched for, whose file is already current, has no content and
-    needs nothing. Raises :class:`~dagfactory.problems.UsageError` when ``force`` names
+    A config without content needs nothing (its file is already current) unless its
+    file is among the ``staged`` ones, already written under a temporary name because
+    it differs from what is there; the writer renames those. Raises :class:`~dagfactory.problems.UsageError` when ``force`` names
     a file this render does not write.
     """
     outputs = [(output_path(out_dir, unit.dag_id), unit) for unit in rendered]
@@ -176,7 +180,7 @@ def plan_render(
         )
     plan = Plan(total=len(outputs))
     for path, unit in outputs:
-        if unit.content is None:
+        if unit.content is None and path not in staged:
             continue
         action = _action(path, unit.content)
         if action is None and path.resolve() not in forced:
@@ -189,7 +193,7 @@ def plan_render(
             )
             continue
         plan.files.append(
-            PlannedFile(path, action or Action.UPDATE, unit.source, unit.content)
+            PlannedFile(path, action or Action.UPDATE, unit.source, unit.content or "")
         )
     plan.files += _stale_files(out_dir, outputs)
     _plan_ignore_file(
@@ -252,15 +256,18 @@ def _ignore_entries(out_dir: Path, modules: set[str]) -> list[str]:
     return entries
 
 
-def _action(path: Path, content: str) -> Action | None:
-    """What writing ``content`` to ``path`` is; None when a foreign file is in the way."""
+def _action(path: Path, content: str | None) -> Action | None:
+    """What writing ``content`` to ``path`` is; None when a foreign file is in the way.
+
+    ``content`` None is a file known to differ from what ``path`` holds.
+    """
     try:
         current = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return Action.CREATE  # writing will say why the folder cannot hold it
     except OSError:
         return None  # a folder or an unreadable file: in the way, so never replaced
-    if current == content.encode():
+    if content is not None and current == content.encode():
         return Action.UNCHANGED
     return Action.UPDATE if is_generated(current) else None
 

@@ -3,14 +3,19 @@
 A file is written atomically (a temporary file in the same folder, then a rename), and
 only when the plan says its bytes change (so mtimes stay and the scheduler does not
 re-parse). The plan never holds a file that dagfactory did not generate; no other file
-is ever written over or removed. If any write fails, the files are as they were.
+is ever written over or removed. Every file is on disk under its temporary name before
+the first is renamed into place, so if any write fails (a full disk), the files are as
+they were.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +29,17 @@ _WRITE_THREADS = 16
 
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
+    temporary = write_temporary(path, content)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_temporary(path: Path, content: str) -> Path:
+    """``content`` on disk beside ``path``, under a temporary name, ready to be renamed
+    over it; nothing is left behind if that fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
     # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
@@ -41,10 +57,10 @@ def write_atomic(path: Path, content: str) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return Path(temporary)
 
 
 class WriteError(Exception):
@@ -56,21 +72,83 @@ class WriteError(Exception):
         self.reason = error.strerror or str(error)
 
 
-def write_all(files: list[tuple[Path, str]]) -> None:
-    """:func:`write_atomic` every ``(path, content)``, several at a time.
+class Staging:
+    """Files written beside their targets under temporary names, renamed into place
+    together by :meth:`commit`; :meth:`discard` removes whatever was not.
 
-    Raises :class:`WriteError` for the first file (in the order given) that failed.
+    ``render`` stages each DAG file as soon as its config compiles, so the disk works
+    while the CPU compiles the rest and no file's text waits in memory for the batch.
+    Nothing is visible until the commit, which comes only for a batch without problems:
+    temporary names are dot-files that Airflow ignores, and a folder created for them is
+    removed again if nothing is committed.
     """
 
-    def write(file: tuple[Path, str]) -> None:
-        try:
-            write_atomic(*file)
-        except OSError as exc:
-            raise WriteError(file[0], exc) from exc
+    # Texts handed over but not yet on disk: memory stays bounded when the disk is slow.
+    IN_FLIGHT = 64
 
-    with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as executor:
-        for _ in executor.map(write, files):
-            pass  # raises the first error, in the order of ``files``
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
+        self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
+        self._staged: dict[Path, Future[Path]] = {}
+        self._replaced: list[Future[Path]] = []  # a path staged twice: the earlier one
+        self._created: set[Path] = set()  # folders that did not exist before staging
+        self._committed = False
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._staged
+
+    def stage(self, path: Path, content: str) -> None:
+        """Start writing ``content`` for ``path``; a later :meth:`commit` puts it there."""
+        folder = path.parent
+        while folder not in self._created and not folder.exists():
+            self._created.add(folder)
+            folder = folder.parent
+        self._slots.acquire()
+        future = self._executor.submit(self._write, path, content)
+        if path in self._staged:
+            self._replaced.append(self._staged[path])
+        self._staged[path] = future
+
+    def _write(self, path: Path, content: str) -> Path:
+        try:
+            return write_temporary(path, content)
+        finally:
+            self._slots.release()
+
+    def commit(self, paths: list[Path]) -> None:
+        """Rename the staged files of ``paths`` into place, once all of them are on disk.
+
+        Raises :class:`WriteError` for the first (in the order given) that could not be
+        written; then none is renamed.
+        """
+        temporaries = []
+        for path in paths:
+            try:
+                if path.is_dir():  # the one thing a rename in the same folder fails on
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+                temporaries.append((self._staged[path].result(), path))
+            except OSError as exc:
+                raise WriteError(path, exc) from exc
+        self._committed = True
+        for temporary, path in temporaries:
+            try:
+                os.replace(temporary, path)
+            except OSError as exc:
+                raise WriteError(path, exc) from exc
+            del self._staged[path]  # its name is free again: never removed later
+
+    def discard(self) -> None:
+        """Remove every staged file not committed, and the folders made for them."""
+        self._executor.shutdown(wait=True)
+        for future in [*self._staged.values(), *self._replaced]:
+            if future.exception() is None:
+                future.result().unlink(missing_ok=True)
+        if not self._committed:
+            for folder in sorted(
+                self._created, key=lambda f: len(f.parts), reverse=True
+            ):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: never what someone else put there
 
 
 @dataclass
@@ -82,14 +160,28 @@ class Applied:
     failure: Problem | None = None
 
 
-def apply(plan: Plan, *, prune: bool = False) -> Applied:
-    """Write every change of ``plan`` (all or, on a failure, none); with ``prune``, remove its stale files."""
+def apply(
+    plan: Plan, *, prune: bool = False, staging: Staging | None = None
+) -> Applied:
+    """Write every change of ``plan`` (all or, on a failure, none); with ``prune``, remove its stale files.
+
+    Files already in ``staging`` are renamed into place; the others are staged first.
+    Every file is on disk under its temporary name before the first is renamed.
+    """
     changes = plan.writes
+    own = staging is None
+    staging = Staging() if staging is None else staging
     try:
-        write_all([(planned.path, planned.content) for planned in changes])
+        for planned in changes:
+            if planned.path not in staging:
+                staging.stage(planned.path, planned.content)
+        staging.commit([planned.path for planned in changes])
     except WriteError as exc:
         message = f"cannot write it ({exc.reason}); it is unchanged."
         return Applied(failure=Problem.in_file(str(exc.path), message))
+    finally:
+        if own:
+            staging.discard()
     applied = Applied(written=changes)
     if prune:
         for planned in plan.stale:
