@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.build import Batch, Rendered, compile_batch
+from dagfactory.compile.render import keep_compiled_templates
 from dagfactory.configs import discover
-from dagfactory.output.cache import RenderCache
+from dagfactory.output.cache import CACHE_FILE, RenderCache
 from dagfactory.output.plan import Action, Plan, is_current, output_path, plan_render
 from dagfactory.problems import (
     EXIT_PROBLEMS,
@@ -107,6 +108,8 @@ def render(
 
     # --check and --diff write nothing, not even under a temporary name.
     staging = None if check or diff else Staging()
+    if staging is not None:
+        keep_compiled_templates(CACHE_FILE.parent / "templates")
     stage = None if staging is None else functools.partial(_stage, staging, out_dir)
     try:
         batch = _compile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,29 @@ def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read
     monkeypatch.delenv("DF_TEST_GREETING")
     unset = compile_batch(paths, cache=cache).rendered[0]
     assert unset.content is not None and 'bash_command="echo hi"' in unset.content
+
+
+def test_render_keeps_the_compiled_template_and_a_later_render_reads_it(tmp_path):
+    configs(tmp_path / "configs", 2)
+    kept = tmp_path / CACHE_FILE.parent / "templates"
+    check = dagfactory("render", "configs", "--out", "out", "--check", cwd=tmp_path)
+    assert check.returncode == 1
+    assert not kept.exists()  # --check writes nothing, not even a cache
+    assert dagfactory("render", "configs", "--out", "out", cwd=tmp_path).returncode == 0
+    (compiled,) = kept.iterdir()
+    first = (out := tmp_path / "out" / "demo_000.py").read_text()
+    # What Jinja kept is what a later render uses: broken, it is compiled anew.
+    compiled.write_bytes(b"not bytecode")
+    (tmp_path / CACHE_FILE).unlink()
+    out.unlink()
+    assert dagfactory("render", "configs", "--out", "out", cwd=tmp_path).returncode == 0
+    assert out.read_text() == first
+    # A cache that can be neither read nor written (a file where its folder goes)
+    # only costs time.
+    shutil.rmtree(kept)
+    kept.write_text("in the way\n")
+    (tmp_path / CACHE_FILE).unlink()
+    out.unlink()
+    result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == first

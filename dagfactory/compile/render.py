@@ -56,6 +56,41 @@ def _template_position(exc: jinja2.TemplateError) -> str:
     return f"{name} (line {line})" if line else name
 
 
+_compiled_templates: Path | None = None
+
+
+def keep_compiled_templates(folder: Path) -> None:
+    """Keep templates compiled to Python bytecode in ``folder``, for later processes.
+
+    Compiling ``dag.py.j2`` costs a process more than rendering a config with it, so
+    ``render`` keeps the result beside its render cache (worker processes it starts
+    inherit the setting). Jinja recompiles a template whose source changed.
+    """
+    global _compiled_templates
+    _compiled_templates = folder
+    _environment.cache_clear()
+
+
+def _bytecode_cache(folder: Path) -> jinja2.BytecodeCache:
+    import jinja2
+
+    class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except OSError:
+                pass  # compiled anew
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                Path(self.directory).mkdir(parents=True, exist_ok=True)
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass  # a cache that cannot be written only costs time
+
+    return QuietBytecodeCache(str(folder))
+
+
 @cache
 def _environment(templates: Path | None) -> jinja2.Environment:
     import jinja2  # here: commands that render nothing do not pay for it
@@ -77,6 +112,11 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=_only_template_text,
+        bytecode_cache=(
+            None
+            if _compiled_templates is None
+            else _bytecode_cache(_compiled_templates)
+        ),
     )
     environment.filters["py"] = literal_filter
     environment.filters["continued"] = continued
