@@ -124,55 +124,58 @@ def compile_batch(
     ``on_rendered`` with each config rendered, in config order, as it comes: what it
     returns is kept in the batch instead (so a large batch need not hold every file).
     """
-    results: dict[ConfigSource, Rendered | list[Problem]] = {}
-    keys: dict[ConfigSource, str] = {}
-    names = {
-        config: config.name if out_dir is None else recorded_name(config.path, out_dir)
+    # Lists by config index, not dicts by config: hashing 1,000 ConfigSources
+    # several times each is a tenth of a no-op render.
+    results: list[Rendered | list[Problem] | None] = [None] * len(configs)
+    keys: dict[int, str] = {}
+    names = [
+        config.name if out_dir is None else recorded_name(config.path, out_dir)
         for config in configs
-    }
+    ]
     if cache is not None:
         keys = _cache_keys(cache, configs, names, templates)
-        for config, key in keys.items():
+        for index, key in keys.items():
             entry = cache.get(key)
             if entry is not None and (
                 out_dir is None
                 or is_current(output_path(out_dir, entry.dag_id), entry.digest)
             ):
-                results[config] = Rendered(
-                    config,
-                    names[config],
+                results[index] = Rendered(
+                    configs[index],
+                    names[index],
                     *entry[:4],
                     tuple(entry.code_modules),
                     tuple(_problem(fields) for fields in entry.warnings),
                 )
-    pending = [config for config in configs if config not in results]
+    pending = [index for index, result in enumerate(results) if result is None]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     outcomes = _compile_all(
-        pending, [names[c] for c in pending], jobs, templates, render
+        [configs[i] for i in pending],
+        [names[i] for i in pending],
+        jobs,
+        templates,
+        render,
     )
-    for done, (config, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
+    for done, (index, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if isinstance(outcome, Compiled):
-            results[config] = Rendered.of(config, outcome)
+            results[index] = Rendered.of(configs[index], outcome)
             if outcome.content is not None:
-                if config in keys:
-                    cache.put(keys[config], _entry(outcome))
+                if index in keys:
+                    cache.put(keys[index], _entry(outcome))
                 if on_rendered is not None:
-                    results[config] = on_rendered(results[config])
+                    results[index] = on_rendered(results[index])
         else:
-            results[config] = outcome
+            results[index] = outcome
         if on_progress is not None:
             on_progress(done, len(pending))
-    return _gather(configs, results)
+    return _gather(results)
 
 
-def _gather(
-    configs: list[ConfigSource], results: dict[ConfigSource, Rendered | list[Problem]]
-) -> Batch:
+def _gather(results: list[Rendered | list[Problem]]) -> Batch:
     """The batch in config order, with one more rule: DAG ids are unique across configs."""
     batch = Batch()
     owners: dict[str, Rendered] = {}
-    for config in configs:
-        result = results[config]
+    for result in results:
         if isinstance(result, list):
             batch.problems += result
             continue
@@ -205,10 +208,11 @@ def _gather(
 def _cache_keys(
     cache: RenderCache,
     configs: list[ConfigSource],
-    names: dict[ConfigSource, str],
+    names: list[str],
     templates: Path | None,
-) -> dict[ConfigSource, str]:
-    """The key of everything each config's output depends on; none for an unreadable one.
+) -> dict[int, str]:
+    """The key of everything each config's output depends on (by the config's index);
+    none for an unreadable one.
 
     Defaults and template files are shared by many configs: listed and read once.
     """
@@ -219,7 +223,7 @@ def _cache_keys(
         else []
     )
     keys = {}
-    for config in configs:
+    for index, config in enumerate(configs):
         try:
             own = _named_bytes(config.path, config.name)
             inputs = [shared(path, name) for path, name in config.defaults] + [
@@ -228,8 +232,8 @@ def _cache_keys(
         except OSError:
             continue  # compiling it reports why it cannot be read
         # How the header names the config is in the file: it is in the key too.
-        name = f"{config.name}\0{names[config]}"
-        keys[config] = cache.key(name, b"\0".join([own, *inputs]))
+        name = f"{config.name}\0{names[index]}"
+        keys[index] = cache.key(name, b"\0".join([own, *inputs]))
     return keys
 
 

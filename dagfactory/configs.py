@@ -66,7 +66,8 @@ def discover(paths: list[Path]) -> list[ConfigSource]:
     for path in paths:
         if path.is_dir():
             named = (c for c in path.rglob("*") if c.suffix in CONFIG_SUFFIXES)
-            for candidate in sorted(named):
+            # Sorted by parts, as Paths compare, without 10,000 Path comparisons.
+            for candidate in sorted(named, key=lambda path: path.parts):
                 if _is_config(candidate) and candidate not in found:
                     found[candidate] = _source(candidate, path)
         elif path.exists():

@@ -140,9 +140,7 @@ class RenderCache:
             key: entry for key, entry in self.entries.items() if key not in self.added
         }
         kept = dict(list(entries.items())[:MAX_ENTRIES])
-        # Here, not at the top: validate never saves, and the writer's imports
-        # (tempfile, concurrent.futures, logging) cost it 10 ms.
-        from dagfactory.output.writer import write_atomic
+        from dagfactory.output.writer import write_atomic  # here: validate never saves
 
         try:
             write_atomic(self.path, json.dumps(kept, separators=(",", ":")))

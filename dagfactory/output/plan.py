@@ -287,7 +287,7 @@ def _stale_files(
     current = {path.name for path, _ in outputs}
     sources = {unit.recorded_as for _, unit in outputs}
     stale = []
-    for path in sorted(out_dir.glob("*.py")):
+    for path in sorted(out_dir.glob("*.py"), key=lambda path: path.name):
         if path.name in current:
             continue
         source = recorded_source(path)

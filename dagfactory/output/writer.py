@@ -13,14 +13,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagfactory.output.plan import Plan, PlannedFile
 from dagfactory.problems import Problem
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+# tempfile and concurrent.futures are imported where files are written: a render that
+# writes nothing (and validate, which saves no cache) does not pay 10 ms for them.
 
 # fsync waits on the disk, not the CPU: overlapping many of them is what makes a large
 # batch of writes fast.
@@ -40,6 +45,8 @@ def write_atomic(path: Path, content: str) -> None:
 def write_temporary(path: Path, content: str) -> Path:
     """``content`` on disk beside ``path``, under a temporary name, ready to be renamed
     over it; nothing is left behind if that fails."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
     # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
@@ -87,7 +94,7 @@ class Staging:
     IN_FLIGHT = 64
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
+        self._executor: ThreadPoolExecutor | None = None  # started by the first file
         self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
         self._staged: dict[Path, Future[Path]] = {}
         self._replaced: list[Future[Path]] = []  # a path staged twice: the earlier one
@@ -103,6 +110,10 @@ class Staging:
         while folder not in self._created and not folder.exists():
             self._created.add(folder)
             folder = folder.parent
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
         self._slots.acquire()
         future = self._executor.submit(self._write, path, content)
         if path in self._staged:
@@ -139,7 +150,8 @@ class Staging:
 
     def discard(self) -> None:
         """Remove every staged file not committed, and the folders made for them."""
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         for future in [*self._staged.values(), *self._replaced]:
             if future.exception() is None:
                 future.result().unlink(missing_ok=True)
