@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dagfactory.compile import Compiled, compile_config
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
-from dagfactory.output.plan import digest, is_current, output_path, recorded_name
+from dagfactory.output.plan import digest, output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def compile_batch(
             entry = cache.get(key)
             if entry is not None and (
                 out_dir is None
-                or is_current(output_path(out_dir, entry.dag_id), entry.digest)
+                or _holds(cache, output_path(out_dir, entry.dag_id), entry.digest)
             ):
                 results[index] = Rendered(
                     configs[index],
@@ -216,7 +216,8 @@ def _cache_keys(
 
     Defaults and template files are shared by many configs: listed and read once.
     """
-    shared = functools.cache(_named_bytes)
+    named_digest = functools.partial(_named_digest, cache)
+    shared = functools.cache(named_digest)
     template_files = (
         sorted(path for path in templates.rglob("*") if path.is_file())
         if templates is not None
@@ -225,7 +226,7 @@ def _cache_keys(
     keys = {}
     for index, config in enumerate(configs):
         try:
-            own = _named_bytes(config.path, config.name)
+            own = named_digest(config.path, config.name)
             inputs = [shared(path, name) for path, name in config.defaults] + [
                 shared(path, display_name(path)) for path in template_files
             ]
@@ -237,9 +238,17 @@ def _cache_keys(
     return keys
 
 
-def _named_bytes(path: Path, name: str) -> bytes:
-    """A file's name and bytes, as they enter a render-cache key."""
-    return name.encode("utf-8", "surrogateescape") + b"\0" + path.read_bytes()
+def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
+    """A file's name and SHA-256, as they enter a render-cache key."""
+    return f"{name}\0{cache.digest_of(path)}".encode("utf-8", "surrogateescape")
+
+
+def _holds(cache: RenderCache, path: Path, expected: str) -> bool:
+    """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
+    try:
+        return cache.digest_of(path) == expected
+    except OSError:
+        return False
 
 
 def _entry(compiled: Compiled) -> CacheEntry:

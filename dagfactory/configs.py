@@ -23,7 +23,7 @@ def display_name(path: Path) -> str:
     """``path`` relative to the working directory when inside it, with forward slashes."""
     if not path.name:  # the root, or "."
         return _shown(path, os.getcwd())
-    return _shown_folder(path.parent, os.getcwd()) + path.name
+    return _shown_folder(os.path.dirname(path), os.getcwd()) + path.name
 
 
 def _shown(path: Path, cwd: str) -> str:
@@ -35,10 +35,11 @@ def _shown(path: Path, cwd: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _shown_folder(folder: Path, cwd: str) -> str:
+def _shown_folder(folder: str, cwd: str) -> str:
     """How :func:`display_name` shows a file's folder, with a final slash: worked out
-    once per folder, as a batch has far fewer folders than configs."""
-    shown = _shown(folder, cwd)
+    once per folder, as a batch has far fewer folders than configs (by strings: a
+    Path made and hashed per config costs more than the rest)."""
+    shown = _shown(Path(folder), cwd)
     return "" if shown == "." else f"{shown.rstrip('/')}/"
 
 
@@ -54,10 +55,7 @@ class ConfigSource:
     @property
     def defaults(self) -> tuple[tuple[Path, str], ...]:
         """Its defaults files as ``(path, name)`` pairs, from the outermost folder in."""
-        return tuple(
-            (path, display_name(path))
-            for path in _defaults_files(self.path.parent, self.root)
-        )
+        return _defaults(os.path.dirname(self.path), self.root, os.getcwd())
 
 
 def discover(paths: list[Path]) -> list[ConfigSource]:
@@ -85,6 +83,13 @@ def _is_config(path: Path) -> bool:
 
 def _source(path: Path, root: Path) -> ConfigSource:
     return ConfigSource(path, display_name(path), root)
+
+
+@functools.lru_cache(maxsize=1024)
+def _defaults(folder: str, root: Path, cwd: str) -> tuple[tuple[Path, str], ...]:
+    return tuple(
+        (path, display_name(path)) for path in _defaults_files(Path(folder), root)
+    )
 
 
 @functools.lru_cache(maxsize=1024)

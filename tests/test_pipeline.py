@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from test_cli import dagfactory
 from conftest import VALID
 from dagfactory.build import compile_batch
 from dagfactory.configs import discover
+from dagfactory.output import cache as cache_module
 from dagfactory.output.cache import CACHE_FILE, RenderCache
-from dagfactory.output.plan import Action, plan_render
+from dagfactory.output.plan import Action, digest, plan_render
+from dagfactory.output.writer import apply
 
 
 def configs(folder: Path, count: int, *, broken: bool = False) -> list[Path]:
@@ -159,11 +162,17 @@ def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "demo.yaml").write_text(VALID, "utf-8")
     (tmp_path / CACHE_FILE).parent.mkdir()
-    for junk in ("not json", "[1, 2]", '{"k": [1]}'):
+    junk_files = (
+        "not json",
+        "[1, 2]",
+        '{"k": [1]}',
+        '{"entries": {}, "files": {"f": 1}}',
+    )
+    for junk in junk_files:
         (tmp_path / CACHE_FILE).write_text(junk, "utf-8")
         result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    assert len(json.loads((tmp_path / CACHE_FILE).read_text())) == 1
+    assert len(json.loads((tmp_path / CACHE_FILE).read_text())["entries"]) == 1
     assert (
         "1 DAG file up to date"
         in dagfactory(
@@ -228,3 +237,61 @@ def test_render_keeps_the_compiled_template_and_a_later_render_reads_it(tmp_path
     result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert out.read_text() == first
+
+
+def test_a_settled_file_is_known_by_its_stat_and_any_change_is_read(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)  # no need to wait 2 s
+    config = tmp_path / "demo.yaml"
+    config.write_text("a: 1\n")
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    first = cache.digest_of(config)
+    cache.save()
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("read a file whose stat is unchanged")
+
+    monkeypatch.setattr(cache_module, "open", no_reading, raising=False)
+    assert cache.digest_of(config) == first
+    monkeypatch.undo()
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    # Same size, and the modification time set back: the change time still differs.
+    times = config.stat()
+    config.write_text("a: 2\n")
+    os.utime(config, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert cache.digest_of(config) == digest(b"a: 2\n") != first
+
+
+def test_a_file_changed_just_now_is_read_every_time(tmp_path):
+    config = tmp_path / "demo.yaml"
+    config.write_text("a: 1\n")
+    cache = RenderCache.from_file(tmp_path / "cache.json")
+    assert cache.digest_of(config) == digest(b"a: 1\n")
+    # Within the file system clock's tick of a change, its times may not show the next one.
+    assert cache.seen == {}
+
+
+def test_a_no_op_render_reads_no_settled_file(tmp_path, monkeypatch):
+    configs(tmp_path / "configs", 3)
+    monkeypatch.setattr(cache_module, "SETTLED_NS", 0)
+    monkeypatch.chdir(tmp_path)
+    paths = discover([Path("configs")])
+    for _ in range(2):  # the first render writes the files, the second records them
+        cache = RenderCache.from_file()
+        batch = compile_batch(paths, jobs=1, cache=cache, out_dir=Path("out"))
+        plan = plan_render(batch.rendered, Path("out"))
+        apply(plan)
+        cache.save()
+    read = []
+
+    def reading(name, *args, **kwargs):
+        read.append(name)
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "open", reading, raising=False)
+    cache = RenderCache.from_file()
+    batch = compile_batch(paths, jobs=1, cache=cache, out_dir=Path("out"))
+    assert [unit.content for unit in batch.rendered] == [None, None, None]
+    assert read == []

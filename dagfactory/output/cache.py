@@ -10,6 +10,14 @@ Entries are made only for configs that compiled without error, so a hit means th
 is valid; it gives the DAG id (and where it is written, for the check that DAG ids are
 unique across configs) and the SHA-256 of the file it renders to. The cache is a plain
 JSON file; one that is missing or unreadable is simply empty.
+
+Beside the entries, the cache remembers the SHA-256 of each file it read (configs,
+defaults, DAG files) with the file's size, times and inode, as git's index and ruff's
+cache do: while those are unchanged the file is not read again, which is most of what a
+render of an unchanged project costs. A file changed less than two seconds before it was
+read could change again within the same tick of the file system's clock without its
+times showing it, so it is read again until it has settled; and its change time, which
+no tool can set back, is among what is compared.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 
 CACHE_FILE = Path(".dagfactory") / "render-cache.json"
 MAX_ENTRIES = 100_000
+SETTLED_NS = 2_000_000_000  # see the module's docstring
 _PACKAGE = Path(__file__).resolve().parent.parent
 _LIBRARIES = ("yaml", "jinja2", "jsonschema")
 
@@ -99,21 +109,31 @@ def code_fingerprint() -> bytes:
 class RenderCache:
     """Entries from the last renders, plus what this run adds; saved only when it grew."""
 
-    def __init__(self, path: Path, entries: dict[str, CacheEntry]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        entries: dict[str, CacheEntry],
+        files: dict[str, list] | None = None,
+    ) -> None:
         self.path = path
         self.entries = entries
         self.added: dict[str, CacheEntry] = {}
+        self.files = files or {}  # path: [size, mtime, ctime, inode, digest]
+        self.seen: dict[str, list] = {}  # the settled files this run looked at
 
     @classmethod
     def from_file(cls, path: Path = CACHE_FILE) -> RenderCache:
         try:
             raw = json.loads(path.read_bytes())
-            entries = {key: CacheEntry(*value) for key, value in raw.items()}
+            entries = {key: CacheEntry(*value) for key, value in raw["entries"].items()}
+            files = raw["files"]
             if not all(isinstance(entry.inputs, dict) for entry in entries.values()):
                 raise ValueError("an entry of another shape")
-        except (OSError, ValueError, TypeError, AttributeError):
-            entries = {}
-        return cls(path, entries)
+            if not all(isinstance(known, list) for known in files.values()):
+                raise ValueError("a file of another shape")
+        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+            entries, files = {}, {}
+        return cls(path, entries, files)
 
     @staticmethod
     def key(name: str, data: bytes) -> str:
@@ -122,6 +142,25 @@ class RenderCache:
         key.update(name.encode("utf-8", "surrogateescape") + b"\0")
         key.update(data)
         return key.hexdigest()
+
+    def digest_of(self, path: Path) -> str:
+        """The SHA-256 of the file at ``path``; read only when it may have changed.
+
+        Raises :class:`OSError` when the file cannot be read.
+        """
+        name = os.fspath(path)  # as given: the cache file is kept per working folder
+        stat = os.stat(name)
+        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        known = self.files.get(name)
+        if known is not None and known[:4] == signature:
+            self.seen[name] = known
+            return known[4]
+        with open(name, "rb") as file:
+            value = digest(file.read())
+        # Stat first, read second: a change in between shows in the next stat.
+        if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
+            self.seen[name] = [*signature, value]
+        return value
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, if the outside inputs it recorded are unchanged."""
@@ -133,17 +172,22 @@ class RenderCache:
             self.added[key] = entry
 
     def save(self) -> None:
-        """Write the cache if entries were added, newest first, at most MAX_ENTRIES."""
-        if not self.added:
+        """Write the cache if it learnt anything, newest first, at most MAX_ENTRIES each."""
+        learnt = any(self.files.get(name) != known for name, known in self.seen.items())
+        if not self.added and not learnt:
             return
-        entries = self.added | {
-            key: entry for key, entry in self.entries.items() if key not in self.added
-        }
-        kept = dict(list(entries.items())[:MAX_ENTRIES])
+        entries = _newest_first(self.added, self.entries)
+        files = _newest_first(self.seen, self.files)
         from dagfactory.output.writer import write_atomic  # here: validate never saves
 
+        raw = {"entries": entries, "files": files}
         try:
-            write_atomic(self.path, json.dumps(kept, separators=(",", ":")))
+            write_atomic(self.path, json.dumps(raw, separators=(",", ":")))
         except OSError:
             return  # a cache that cannot be written only costs time
-        self.entries, self.added = kept, {}
+        self.entries, self.added, self.files = entries, {}, files
+
+
+def _newest_first(new: dict, old: dict) -> dict:
+    merged = new | {key: value for key, value in old.items() if key not in new}
+    return dict(list(merged.items())[:MAX_ENTRIES])

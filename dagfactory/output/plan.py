@@ -60,11 +60,11 @@ def output_path(out_dir: Path, dag_id: str) -> Path:
 def recorded_name(config: Path, out_dir: Path) -> str:
     """How a file in ``out_dir`` names its config: relative to the folder holding
     ``out_dir`` (the project), so that it is the same from any working directory."""
-    return _recorded_folder(config.parent, out_dir, os.getcwd()) + config.name
+    return _recorded_folder(os.path.dirname(config), out_dir, os.getcwd()) + config.name
 
 
 @functools.lru_cache(maxsize=256)
-def _recorded_folder(folder: Path, out_dir: Path, cwd: str) -> str:
+def _recorded_folder(folder: str, out_dir: Path, cwd: str) -> str:
     """``folder`` relative to the project, with a final slash (nothing for the project):
     worked out once per folder of configs, from ``cwd`` (a relative ``out_dir`` means
     another folder after a change of directory)."""
