@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from dagfactory.output.plan import Plan, PlannedFile
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
 # tempfile and concurrent.futures are imported where files are written: a render that
 # writes nothing (and validate, which saves no cache) does not pay 10 ms for them.
@@ -96,13 +97,18 @@ class Staging:
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None  # started by the first file
         self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
-        self._staged: dict[Path, Future[Path]] = {}
-        self._replaced: list[Future[Path]] = []  # a path staged twice: the earlier one
+        self._lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._latest: dict[Path, int] = {}  # each path's last staging (its ticket)
+        # What each staging made, in the order they finished: its temporary file, or
+        # why there is none. Kept instead of futures, which weigh a kilobyte each.
+        self._written: list[tuple[Path, int, Path | Exception]] = []
+        self._renamed: set[Path] = set()  # temporaries whose names are free again
         self._created: set[Path] = set()  # folders that did not exist before staging
         self._committed = False
 
     def __contains__(self, path: object) -> bool:
-        return path in self._staged
+        return path in self._latest
 
     def stage(self, path: Path, content: str) -> None:
         """Start writing ``content`` for ``path``; a later :meth:`commit` puts it there."""
@@ -115,16 +121,23 @@ class Staging:
 
             self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
         self._slots.acquire()
-        future = self._executor.submit(self._write, path, content)
-        if path in self._staged:
-            self._replaced.append(self._staged[path])
-        self._staged[path] = future
+        ticket = self._latest[path] = next(self._tickets)
+        self._executor.submit(self._write, path, content, ticket)
 
-    def _write(self, path: Path, content: str) -> Path:
+    def _write(self, path: Path, content: str, ticket: int) -> None:
         try:
-            return write_temporary(path, content)
+            made: Path | Exception = write_temporary(path, content)
+        except Exception as exc:  # reported by commit
+            made = exc
         finally:
             self._slots.release()
+        with self._lock:
+            self._written.append((path, ticket, made))
+
+    def _finish(self) -> None:
+        """Wait for every staged file to be written (or to fail)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def commit(self, paths: list[Path]) -> None:
         """Rename the staged files of ``paths`` into place, once all of them are on disk.
@@ -132,29 +145,36 @@ class Staging:
         Raises :class:`WriteError` for the first (in the order given) that could not be
         written; then none is renamed.
         """
-        temporaries = []
+        self._finish()
+        made = {
+            path: result
+            for path, ticket, result in self._written
+            if self._latest[path] == ticket
+        }
         for path in paths:
             try:
                 if path.is_dir():  # the one thing a rename in the same folder fails on
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-                temporaries.append((self._staged[path].result(), path))
+                if isinstance(made[path], OSError):
+                    raise made[path]
             except OSError as exc:
                 raise WriteError(path, exc) from exc
+            if isinstance(made[path], Exception):
+                raise made[path]
         self._committed = True
-        for temporary, path in temporaries:
+        for path in paths:
             try:
-                os.replace(temporary, path)
+                os.replace(made[path], path)
             except OSError as exc:
                 raise WriteError(path, exc) from exc
-            del self._staged[path]  # its name is free again: never removed later
+            self._renamed.add(made[path])  # its name is free again: never removed later
 
     def discard(self) -> None:
         """Remove every staged file not committed, and the folders made for them."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-        for future in [*self._staged.values(), *self._replaced]:
-            if future.exception() is None:
-                future.result().unlink(missing_ok=True)
+        self._finish()
+        for _, _, made in self._written:
+            if isinstance(made, Path) and made not in self._renamed:
+                made.unlink(missing_ok=True)
         if not self._committed:
             for folder in sorted(
                 self._created, key=lambda f: len(f.parts), reverse=True
