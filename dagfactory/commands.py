@@ -21,6 +21,7 @@ from dagfactory.compile.render import keep_compiled_templates
 from dagfactory.configs import discover
 from dagfactory.output.cache import CACHE_FILE, RenderCache
 from dagfactory.output.plan import Action, Plan, is_current, output_path, plan_render
+from dagfactory.output.writer import Staging, apply
 from dagfactory.problems import (
     EXIT_PROBLEMS,
     Problem,
@@ -32,7 +33,6 @@ from dagfactory.report import Outcome, Progress, error_summary, plural
 if TYPE_CHECKING:
     from dagfactory.compile.spec import Pipeline
     from dagfactory.output.plan import PlannedFile
-    from dagfactory.output.writer import Staging
     from dagfactory.tools.run import RunResult
 
 # The modules behind check, run, graph, init and schema are imported by their commands
@@ -104,8 +104,6 @@ def render(
     """Compile every config and write its DAG file; with ``check`` or ``diff``, only show what would change."""
     started = time.perf_counter()
     cache = RenderCache.from_file()
-    from dagfactory.output.writer import Staging
-
     # --check and --diff write nothing, not even under a temporary name.
     staging = None if check or diff else Staging()
     if staging is not None:
@@ -122,7 +120,8 @@ def render(
         )
         if isinstance(batch, Outcome):
             return batch
-        plan = plan_render(batch.rendered, out_dir, force, staged=staging or ())
+        staged = () if staging is None else staging
+        plan = plan_render(batch.rendered, out_dir, force, staged=staged)
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
         if staging is None:
@@ -163,8 +162,6 @@ def _write(
     plan: Plan, *, prune: bool = False, staging: Staging | None = None
 ) -> Outcome:
     """Carry the plan out: its changes, and with ``prune`` its stale files."""
-    from dagfactory.output.writer import apply
-
     applied = apply(plan, prune=prune, staging=staging)
     if applied.failure is not None:
         return Outcome(EXIT_PROBLEMS, [applied.failure])

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagfactory.output.plan import digest
+from dagfactory.output.writer import write_atomic
 
 if TYPE_CHECKING:
     from dagfactory.compile.load import Inputs
@@ -178,8 +179,6 @@ class RenderCache:
             return
         entries = _newest_first(self.added, self.entries)
         files = _newest_first(self.seen, self.files)
-        from dagfactory.output.writer import write_atomic  # here: validate never saves
-
         raw = {"entries": entries, "files": files}
         try:
             write_atomic(self.path, json.dumps(raw, separators=(",", ":")))
