@@ -138,7 +138,7 @@ def compile_batch(
             entry = cache.get(key)
             if entry is not None and (
                 out_dir is None
-                or _holds(cache, output_path(out_dir, entry.dag_id), entry.digest)
+                or cache.holds(output_path(out_dir, entry.dag_id), entry.digest)
             ):
                 results[index] = Rendered(
                     configs[index],
@@ -241,14 +241,6 @@ def _cache_keys(
 def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
     """A file's name and SHA-256, as they enter a render-cache key."""
     return f"{name}\0{cache.digest_of(path)}".encode("utf-8", "surrogateescape")
-
-
-def _holds(cache: RenderCache, path: Path, expected: str) -> bool:
-    """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
-    try:
-        return cache.digest_of(path) == expected
-    except OSError:
-        return False
 
 
 def _entry(compiled: Compiled) -> CacheEntry:

@@ -20,7 +20,7 @@ from dagfactory.build import Batch, Rendered, compile_batch
 from dagfactory.compile.render import keep_compiled_templates
 from dagfactory.configs import discover
 from dagfactory.output.cache import CACHE_FILE, RenderCache
-from dagfactory.output.plan import Action, Plan, is_current, output_path, plan_render
+from dagfactory.output.plan import Action, Plan, output_path, plan_render
 from dagfactory.output.writer import Staging, apply
 from dagfactory.problems import (
     EXIT_PROBLEMS,
@@ -108,7 +108,9 @@ def render(
     staging = None if check or diff else Staging()
     if staging is not None:
         keep_compiled_templates(CACHE_FILE.parent / "templates")
-    stage = None if staging is None else functools.partial(_stage, staging, out_dir)
+    stage = (
+        None if staging is None else functools.partial(_stage, staging, cache, out_dir)
+    )
     try:
         batch = _compile(
             paths,
@@ -146,10 +148,12 @@ def render(
     return outcome
 
 
-def _stage(staging: Staging, out_dir: Path, unit: Rendered) -> Rendered:
+def _stage(
+    staging: Staging, cache: RenderCache, out_dir: Path, unit: Rendered
+) -> Rendered:
     """Start writing a just-compiled config's file if it changes; keep only its digest."""
     path = output_path(out_dir, unit.dag_id)
-    if not is_current(path, unit.digest):
+    if not cache.holds(path, unit.digest):
         staging.stage(path, unit.content)
     return dataclasses.replace(unit, content=None, pipeline=None)
 

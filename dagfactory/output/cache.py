@@ -163,6 +163,13 @@ class RenderCache:
             self.seen[name] = [*signature, value]
         return value
 
+    def holds(self, path: Path, expected: str) -> bool:
+        """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
+        try:
+            return self.digest_of(path) == expected
+        except OSError:
+            return False
+
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, if the outside inputs it recorded are unchanged."""
         entry = self.entries.get(key)

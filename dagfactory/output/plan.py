@@ -78,14 +78,6 @@ def recorded_config(recorded: str, out_dir: Path) -> Path:
     return out_dir.absolute().parent / recorded
 
 
-def is_current(path: Path, expected: str) -> bool:
-    """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
-    try:
-        return digest(path.read_bytes()) == expected
-    except OSError:
-        return False
-
-
 class Action(enum.Enum):
     CREATE = "create"
     UPDATE = "update"
