@@ -40,6 +40,9 @@ import processor
 import task_start
 from dagbag_fill import MARKER
 
+sys.path.insert(0, str(corpus.ROOT / "compat"))
+from run import UV, build_wheel  # noqa: E402 (compat/ is not a package)
+
 ROOT = corpus.ROOT
 ASTRO_VENV = ROOT / "benchmarks" / ".venv-dagfactory-astro"
 WHEEL_VENV = ROOT / "benchmarks" / ".venv-wheel"
@@ -115,17 +118,9 @@ def install_wheel(work: Path) -> Path:
     """dagfactory as a user installs it, and its ``dagfactory`` script: a wheel built
     from (a copy of) this tree, installed non-editable into a virtualenv of its own
     with only what rendering needs, as pre-commit's hook environment has it."""
-    uv = Path(sys.executable).parent / "uv"
-    source = work / "wheel-source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source)
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "dagfactory", source / "dagfactory", ignore=ignore)
-    dist = work / "dist"
+    wheel = build_wheel(work)  # as the compatibility run builds it
+    uv = Path(UV)
     quiet = {"check": True, "stdout": subprocess.DEVNULL}
-    subprocess.run([uv, "build", "-q", "--wheel", "-o", dist, source], **quiet)
-    (wheel,) = dist.glob("dagfactory-*.whl")
     python = WHEEL_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run(
