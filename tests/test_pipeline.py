@@ -295,3 +295,43 @@ def test_a_no_op_render_reads_no_settled_file(tmp_path, monkeypatch):
     batch = compile_batch(paths, jobs=1, cache=cache, out_dir=Path("out"))
     assert [unit.content for unit in batch.rendered] == [None, None, None]
     assert read == []
+
+
+def test_discover_finds_what_a_recursive_glob_finds_in_path_order(tmp_path):
+    """The walk by os.scandir against the rule it replaces, ``Path.rglob``: the same
+    configs in the same order, through every kind of entry a configs folder can hold."""
+    root = tmp_path / "configs"
+    for name in (
+        "b.yaml",
+        "a.yml",
+        "defaults.yaml",
+        ".yaml",
+        "..yaml",
+        ".hidden.yaml",
+        "notes.txt",
+        "x.yaml.bak",
+        "team/z.yaml",
+        "team/defaults.yml",
+        "team-a/m.yaml",
+        "team/deep/er/q.yml",
+        "dir.yaml/inner.yaml",
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(VALID.replace("dag_id: demo", f"dag_id: d{len(name)}"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.yaml").write_text(VALID)
+    (root / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (root / "linked.yaml").symlink_to(outside / "o.yaml")
+    (root / "broken.yaml").symlink_to(tmp_path / "missing.yaml")
+    expected = sorted(
+        path
+        for path in root.rglob("*")
+        if path.suffix in {".yaml", ".yml"}
+        and path.stem != "defaults"
+        and path.is_file()
+    )
+    found = [config.path for config in discover([root])]
+    assert found == expected
+    assert root / "linked.yaml" in found and root / "dir.yaml/inner.yaml" in found
+    assert not any("linked-folder" in path.parts for path in found)
