@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 # Below this many configs to compile, starting worker processes costs more than it saves.
 PARALLEL_MIN_CONFIGS = 200
+# Worker processes take configs in chunks of at most this many, and each is at most this
+# many chunks ahead of the caller: what waits in memory does not grow with the batch.
+CHUNK_CONFIGS = 32
+CHUNKS_IN_FLIGHT_PER_JOB = 4
 
 
 def default_jobs(configs: int) -> int:
@@ -298,9 +302,36 @@ def _compile_all(
         yield from map(compile_one, configs, recorded_as)
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
-    from concurrent.futures import ProcessPoolExecutor
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     jobs = min(jobs, len(configs))
+    size = max(1, min(CHUNK_CONFIGS, len(configs) // (jobs * 8)))
+    chunks = (
+        (configs[start : start + size], recorded_as[start : start + size])
+        for start in range(0, len(configs), size)
+    )
     with ProcessPoolExecutor(max_workers=jobs) as executor:
-        chunk = max(1, len(configs) // (jobs * 8))
-        yield from executor.map(compile_one, configs, recorded_as, chunksize=chunk)
+        # A window of chunks in flight, not all of them (as executor.map would): the
+        # results of chunks the caller has not taken yet, their files' texts, wait in
+        # memory, and the caller (writing files) is often slower than the workers.
+        window: deque[Future[list[Compiled | list[Problem]]]] = deque()
+        for chunk in chunks:
+            window.append(executor.submit(_compile_chunk, *chunk, templates, render))
+            if len(window) > jobs * CHUNKS_IN_FLIGHT_PER_JOB:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
+
+
+def _compile_chunk(
+    configs: list[ConfigSource],
+    recorded_as: list[str],
+    templates: Path | None,
+    render: bool,
+) -> list[Compiled | list[Problem]]:
+    """:func:`_compile_one` of each config, in a worker: one round trip for several."""
+    return [
+        _compile_one(config, name, templates, render)
+        for config, name in zip(configs, recorded_as, strict=True)
+    ]
