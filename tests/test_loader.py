@@ -8,10 +8,12 @@ import textwrap
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import VALID
 from dagfactory.compile import load as loader
-from dagfactory.compile.load import MAX_BYTES, Mark, load_bytes, load_text
+from dagfactory.compile.load import MAX_BYTES, Mark, load_bytes, load_text, walk
 from dagfactory.problems import ConfigError
 
 
@@ -37,6 +39,32 @@ def test_values_and_marks():
     assert doc.locate(("dag", "missing", 3)) == Mark(2, 3)  # nearest written parent
     assert doc.plain_text[("dag", "tags", 0)] == "a"
     assert ("dag", "tags", 1) not in doc.plain_text  # quoted
+
+
+def walk_recursively(value, path=()):
+    """walk's definition: each value, then (recursively) its items in order."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from walk_recursively(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from walk_recursively(child, (*path, index))
+
+
+LOADED_DATA = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+)
+
+
+@given(LOADED_DATA)
+def test_walk_visits_each_container_before_its_items_in_order(data):
+    assert list(walk(data)) == list(walk_recursively(data))
+    assert list(walk(data, ("dag",))) == list(walk_recursively(data, ("dag",)))
 
 
 def test_timestamps_stay_as_written():

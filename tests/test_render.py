@@ -11,11 +11,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ROOT, VALID, compiled
 from dagfactory.compile import compile_text
 from dagfactory.compile.header import GENERATED_MARKER
-from dagfactory.compile.literals import python_literal
+from dagfactory.compile.literals import (
+    CONTINUED,
+    continued,
+    indent_continued,
+    python_literal,
+)
 from dagfactory.compile.vocabulary import parse_duration
 
 
@@ -72,6 +79,38 @@ def test_literals_of_every_kind():
 def test_values_without_a_literal_are_refused(value):
     with pytest.raises((TypeError, ValueError)):
         python_literal(value)
+
+
+def indent_line_by_line(text: str) -> str:
+    """indent_continued's definition, one line at a time: what the fast one must equal."""
+    lines, base = [], ""
+    for line in text.split("\n"):
+        if line.startswith(CONTINUED):
+            line = base + line[len(CONTINUED) :]
+        else:
+            base = line[: len(line) - len(line.lstrip(" "))]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# Texts made of the characters that matter: marks, newlines, spaces and anything else.
+MARKED_TEXT = st.text(alphabet=[CONTINUED, "\n", " ", "x"], max_size=40)
+
+
+@given(MARKED_TEXT)
+def test_indent_continued_follows_its_line_by_line_definition(text):
+    assert indent_continued(text) == indent_line_by_line(text)
+
+
+@given(MARKED_TEXT)
+def test_continued_marks_every_line_after_the_first(text):
+    first, *rest = indent_line_by_line(text).split("\n")
+    assert continued(text) == "\n".join([first, *(CONTINUED + line for line in rest)])
+
+
+def test_nested_literals_are_indented_from_the_line_they_start_on():
+    text = f"x = [\n{CONTINUED}    1,\n{CONTINUED}]\n    y = {{\n{CONTINUED}}}"
+    assert indent_continued(text) == "x = [\n    1,\n]\n    y = {\n    }"
 
 
 def test_durations():

@@ -123,22 +123,38 @@ def continued(text: str) -> str:
     Applied to everything that spreads over lines in a template (a literal, a macro's
     output), so nested values are indented from the line they start on, at every depth.
     """
-    first, *rest = indent_continued(text).split("\n")
-    return "\n".join([first, *(CONTINUED + line for line in rest)])
+    return indent_continued(text).replace("\n", "\n" + CONTINUED)
 
 
 def indent_continued(text: str) -> str:
-    """Replace each line mark with the indentation of the nearest unmarked line above it."""
+    """Replace each line mark with the indentation of the nearest unmarked line above it.
+
+    Only marked lines are visited (a file has a few among many): the text is split at
+    them, and each piece's last line is the nearest unmarked line above the next mark.
+    """
     if CONTINUED not in text:
         return text
-    lines, base = [], ""
-    for line in text.split("\n"):
-        if line.startswith(CONTINUED):
-            line = base + line[len(CONTINUED) :]
-        else:
-            base = line[: len(line) - len(line.lstrip(" "))]
-        lines.append(line)
-    return "\n".join(lines)
+    base = ""
+    if text.startswith(CONTINUED):  # a mark on the first line: nothing above it
+        text = text[len(CONTINUED) :]
+        first_marked = True
+    else:
+        first_marked = False
+    pieces = text.split("\n" + CONTINUED)
+    if not first_marked or "\n" in pieces[0]:
+        base = _indentation(pieces[0])
+    for number in range(1, len(pieces)):
+        piece = pieces[number]
+        pieces[number] = base + piece
+        if "\n" in piece:
+            base = _indentation(piece)
+    return "\n".join(pieces)
+
+
+def _indentation(text: str) -> str:
+    """The spaces that start the last line of ``text``."""
+    last = text[text.rfind("\n") + 1 :]
+    return last[: len(last) - len(last.lstrip(" "))]
 
 
 def literal_filter(value: Any, indent: int | None = None) -> str:

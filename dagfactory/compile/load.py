@@ -236,14 +236,21 @@ def _deep_merge(base: Any, override: Any) -> Any:
 
 
 def walk(value: Any, path: SpecPath = ()) -> Iterator[tuple[SpecPath, Any]]:
-    """Every ``(spec path, value)`` in loaded data, the container before its items."""
-    yield path, value
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from walk(child, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from walk(child, (*path, index))
+    """Every ``(spec path, value)`` in loaded data, the container before its items.
+
+    With a stack, not recursion: nested generators pass each item up through every level.
+    """
+    stack = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        yield path, value
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        stack.extend(reversed([((*path, key), child) for key, child in items]))
 
 
 def load_file(path: Path, name: str | None = None) -> Document:

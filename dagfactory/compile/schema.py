@@ -128,7 +128,7 @@ class SchemaCompiler:
             checks.append(check)
         if len(checks) == 1:
             return checks[0]
-        return lambda value: all(check(value) for check in checks)
+        return functools.partial(_passes_all, checks)
 
     def _reference(self, reference: str) -> Check:
         if not reference.startswith("#/$defs/"):
@@ -194,10 +194,11 @@ class SchemaCompiler:
                 return "object", lambda value: len(value) >= argument
             case "properties":
                 members = {name: self.compile(sub) for name, sub in argument.items()}
+                # By the value's members: a config writes a few of the many properties.
                 return "object", lambda value: all(
-                    check(value[name])
-                    for name, check in members.items()
-                    if name in value
+                    members[name](member)
+                    for name, member in value.items()
+                    if name in members
                 )
             case "additionalProperties":
                 if "patternProperties" in schema:
@@ -221,6 +222,15 @@ class SchemaCompiler:
 
 def _only_for(kind: Check, check: Check) -> Check:
     return lambda value: not kind(value) or check(value)
+
+
+def _passes_all(checks: list[Check], value: Any) -> bool:
+    """Every check of one schema, stopping at the first that fails (a loop is faster
+    than ``all`` over a generator, and each schema of the spec is checked often)."""
+    for check in checks:
+        if not check(value):
+            return False
+    return True
 
 
 def _all_of(check: Check, values: Any) -> bool:

@@ -56,22 +56,19 @@ def target_errors(doc: Document) -> Iterator[Problem]:
         if "target_airflow" in doc.data
         else f'target_airflow is "{target}" by default'
     )
+    targeted = version(target)
     for path, value in walk(doc.data):
         if not isinstance(value, str):
             continue
         since = TRIGGER_RULE_SINCE.get(value)
-        if (
-            path[-1:] == ("trigger_rule",)
-            and since
-            and version(target) < version(since)
-        ):
+        if path[-1:] == ("trigger_rule",) and since and targeted < version(since):
             yield doc.error(
                 path,
                 f"trigger rule {value!r} came in Airflow {since}, and {declared}: an "
                 "older Airflow cannot load the DAG; use another rule, or raise "
                 f'target_airflow to "{since}" if no older Airflow runs it',
             )
-        if version(target) < (3, 0) and "{" in value and _BARE_RUN_AFTER.search(value):
+        if targeted < (3, 0) and "{" in value and _BARE_RUN_AFTER.search(value):
             yield doc.error(
                 path,
                 f"{RUN_AFTER} is undefined on Airflow 2 (it came in 3.0), and {declared}: "
