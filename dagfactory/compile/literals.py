@@ -134,21 +134,16 @@ def indent_continued(text: str) -> str:
     """
     if CONTINUED not in text:
         return text
+    # A newline in front makes a mark on the first line a split like any other, with
+    # nothing above it (the empty first piece).
+    pieces = ("\n" + text).split("\n" + CONTINUED)
     base = ""
-    if text.startswith(CONTINUED):  # a mark on the first line: nothing above it
-        text = text[len(CONTINUED) :]
-        first_marked = True
-    else:
-        first_marked = False
-    pieces = text.split("\n" + CONTINUED)
-    if not first_marked or "\n" in pieces[0]:
-        base = _indentation(pieces[0])
-    for number in range(1, len(pieces)):
-        piece = pieces[number]
-        pieces[number] = base + piece
-        if "\n" in piece:
+    for number, piece in enumerate(pieces):
+        if number:
+            pieces[number] = base + piece
+        if "\n" in piece:  # else the piece is one marked line: the base stays
             base = _indentation(piece)
-    return "\n".join(pieces)
+    return "\n".join(pieces)[1:]
 
 
 def _indentation(text: str) -> str:
