@@ -417,7 +417,7 @@ FORBIDDEN_ATTRIBUTES = {
 }
 # The one import of a module a config names: `dagfactory check` proves each callable
 # where a worker would find it, in its Airflow child process, and never calls it.
-CHECK_PROBE = PACKAGE / "tools" / "check.py"
+CHECK_PROBE = PACKAGE / "tools" / "check_child.py"
 
 
 def test_no_code_path_evaluates_user_text():

@@ -1,0 +1,183 @@
+"""The child half of ``dagfactory check``: runs in a process that has Airflow, never in the CLI's.
+
+``python -m dagfactory.tools.check_child FOLDER RESULT_FILE CALLS_FILE FINDINGS_FILE``
+fills a DagBag from FOLDER as Airflow's DAG processor does (the dags folder on
+``sys.path``) and writes what it holds to RESULT_FILE as JSON; then, in the same process
+and so with the same ``sys.path`` a task has, imports each ``module:function`` that
+CALLS_FILE lists and binds to its signature what the DAG file passes, one JSON line per
+call to FINDINGS_FILE. Files, not stdout: Airflow logs there.
+
+It imports Airflow and the standard library, never the compiler (no YAML, templates or
+schema): the parent (:mod:`.check`) compiled the configs and hands over only the calls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+import pkgutil
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dagfactory.configs import display_name
+from dagfactory.tools.airflow_api import fill_dagbag
+
+# Names of a module offered when none is close to a misspelled one.
+LISTED_NAMES = 10
+
+
+def record_dagbag(folder: str, result_file: str) -> None:
+    """Fill a DagBag from ``folder`` and dump what it holds as JSON: per file its DAG
+    ids, and each file's import error."""
+    bag = fill_dagbag(folder)
+    dags: dict[str, list[str]] = {}
+    for dag_id, dag in bag.dags.items():
+        dags.setdefault(str(Path(dag.fileloc).resolve()), []).append(dag_id)
+    document = {
+        "files": sorted(str(Path(path).resolve()) for path in bag.file_last_changed),
+        "dags": dags,
+        "errors": {
+            str(Path(folder, path).resolve()): text
+            for path, text in bag.import_errors.items()
+        },
+    }
+    Path(result_file).write_text(json.dumps(document), "utf-8")
+
+
+def probe_callables(calls_file: str, findings_file: str, folder: str) -> None:
+    """After :func:`record_dagbag`: import each call's function, bind its arguments.
+
+    Writes one JSON line per call as soon as it is checked (``null``, or a message and
+    its detail), so that a call whose import ends the process is known: the first one
+    without a line. ``folder`` is the dags folder, named when a module is not found.
+    """
+    # Filling the DagBag leaves Airflow's SIGSEGV handler in place, which returns to the
+    # faulting instruction: an import that crashes Python would fault forever under it.
+    signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+    modules: dict[str, ModuleType | tuple[str, str]] = {}
+    with open(findings_file, "a", encoding="utf-8") as findings:
+        for call in json.loads(Path(calls_file).read_text("utf-8")):
+            finding = _probe(call, modules, folder)
+            findings.write(json.dumps(finding) + "\n")
+            findings.flush()
+
+
+def _probe(
+    call: dict[str, Any],
+    modules: dict[str, ModuleType | tuple[str, str]],
+    folder: str,
+) -> tuple[str, str] | None:
+    """What goes wrong when a task calls ``call`` (message, detail), or None."""
+    module_name, _, function_name = call["target"].partition(":")
+    if module_name not in modules:
+        modules[module_name] = _import(module_name, folder)
+    module = modules[module_name]
+    if isinstance(module, tuple):
+        return module
+    if not hasattr(module, function_name):
+        hint = _suggest(module, function_name)
+        return f"{module_name} has no function {function_name!r}; {hint}", ""
+    function = getattr(module, function_name)
+    if not callable(function):
+        kind = type(function).__name__
+        return f"{module_name}.{function_name} is a {kind}, not a function", ""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None  # a builtin without a signature: nothing to bind to
+    try:
+        signature.bind(*[None] * call["positional"], **dict.fromkeys(call["keywords"]))
+    except TypeError as exc:
+        return f"{function_name}() {exc}; {_accepts(signature)} ({call['passes']})", ""
+    return None
+
+
+def _import(module_name: str, folder: str) -> ModuleType | tuple[str, str]:
+    """The module, or what went wrong importing it (message, traceback)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and f"{module_name}.".startswith(f"{exc.name}."):
+            return _missing(exc.name, exc, folder), ""
+        return _failed(module_name, exc)
+    except (Exception, SystemExit) as exc:  # the module's own code failed
+        return _failed(module_name, exc)
+
+
+def _missing(name: str, exc: ModuleNotFoundError, folder: str) -> str:
+    """``cannot import ...``, where it was looked for, and the nearest module there."""
+    package, _, last = name.rpartition(".")
+    # The first missing module's package did import: the modules beside it are known.
+    places = getattr(sys.modules.get(package), "__path__", []) if package else [folder]
+    close = difflib.get_close_matches(
+        last, [module.name for module in pkgutil.iter_modules(places)], n=1
+    )
+    nearest = f"{package}.{close[0]}" if package and close else "".join(close)
+    hint = f"; did you mean {nearest!r}?" if close else ""
+    return (
+        f"cannot import {name}: {exc} (looked for in the dags folder "
+        f"{display_name(Path(folder))}, which Airflow puts on sys.path, and in the "
+        f"installed packages){hint}"
+    )
+
+
+def _failed(module_name: str, exc: BaseException) -> tuple[str, str]:
+    """The message and the traceback from the user's first frame on (no import machinery)."""
+    machinery = {__file__, importlib.__file__}
+    frames = exc.__traceback__
+    while frames is not None and (
+        frames.tb_frame.f_code.co_filename in machinery
+        or frames.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        frames = frames.tb_next
+    detail = traceback.format_exception(type(exc), exc, frames)
+    message = f"importing {module_name} failed: {type(exc).__name__}: {exc}"
+    return message, "".join(detail).rstrip()
+
+
+def _suggest(module: ModuleType, name: str) -> str:
+    """``did you mean 'train'?``, or the module's public callables."""
+    names = sorted(
+        key
+        for key, value in vars(module).items()
+        if not key.startswith("_") and callable(value)
+    )
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if not names:
+        return "it has no public function"
+    more = len(names) - LISTED_NAMES
+    return f"it has: {', '.join(names[:LISTED_NAMES])}" + (
+        f" and {more} more" if more > 0 else ""
+    )
+
+
+def _accepts(signature: inspect.Signature) -> str:
+    """``it accepts: depth, seed``: the parameters, as a person would pass them."""
+    stars = {
+        inspect.Parameter.VAR_POSITIONAL: "*",
+        inspect.Parameter.VAR_KEYWORD: "**",
+    }
+    names = [
+        stars.get(parameter.kind, "") + name
+        for name, parameter in signature.parameters.items()
+    ]
+    return f"it accepts: {', '.join(names)}" if names else "it takes no arguments"
+
+
+def main(argv: list[str]) -> None:
+    """Record the DagBag, then probe the calls: both in this one process."""
+    folder, result_file, calls_file, findings_file = argv
+    record_dagbag(folder, result_file)
+    probe_callables(calls_file, findings_file, folder)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
