@@ -1,6 +1,6 @@
-"""The child half of ``check`` imports Airflow and the standard library only.
+"""The child halves of ``check`` and ``run`` import Airflow and the standard library only.
 
-It runs in a process with Airflow, where loading the compiler (YAML, Jinja, JSON
+They run in a process with Airflow, where loading the compiler (YAML, Jinja, JSON
 Schema) would be paid for nothing: the parent compiled the configs and hands over
 plain data. ``python -X importtime`` names every module a process imports, so the
 child entry is run exactly as the parent runs it (``python -m``), here against a stub
@@ -86,3 +86,16 @@ def test_the_check_child_runs_without_the_compiler(tmp_path):
     assert {"airflow.models.dagbag", "dagfactory.tools.airflow_api"} <= modules
     assert forbidden(modules) == []
 
+
+def test_the_run_child_imports_without_the_compiler():
+    child = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import dagfactory.tools.run_child"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    modules = imported(child.stderr)
+    assert "dagfactory.tools.airflow_api" in modules
+    assert forbidden(modules) == []

@@ -1,7 +1,8 @@
 """An embedded Airflow in a child process: its own home, a SQLite metadata database, no examples.
 
-:mod:`.check` and :mod:`.run` use it, so that the command line never imports Airflow
-(and works without it until a command needs it).
+:mod:`.check` and :mod:`.run` start their child halves (:mod:`.check_child`,
+:mod:`.run_child`) through it as ``python -m MODULE ARGS``, so that the command line
+never imports Airflow (and works without it until a command needs it).
 """
 
 from __future__ import annotations

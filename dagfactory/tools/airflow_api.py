@@ -1,6 +1,7 @@
 """Where each supported Airflow (2.10 to 3.4) keeps what the child processes use.
 
-Only :mod:`.check`'s and :mod:`.run`'s child processes import this module, after Airflow;
+Only the child processes import this module, after Airflow: :mod:`.check_child`,
+:mod:`.run_child` and the compatibility probe (``compat/probe.py``);
 each function imports the newest location first and falls back to the older one, so
 that no deprecation warning is raised where the new one exists.
 """

@@ -2,11 +2,11 @@
 
 Airflow runs in child processes (see :mod:`.airflow`) with its own ``AIRFLOW_HOME`` and a
 SQLite metadata database there, so nothing needs setting up by hand and this process never
-imports Airflow. ``airflow db migrate`` sets the database up; a second child loads the DAG
-from a DagBag, runs it once with ``dag.test()`` and reads the run back through Airflow's own
-models (its tables change between releases: XComs left the ``xcom`` table in 3.4; where the
-models live on each version is :mod:`.airflow_api`'s business), writing
-what it found as JSON to a file, away from Airflow's logging on stdout.
+imports Airflow. ``airflow db migrate`` sets the database up; a second child
+(:mod:`.run_child`) loads the DAG from a DagBag, runs it once with ``dag.test()`` and reads
+the run back through Airflow's own models (its tables change between releases: XComs left
+the ``xcom`` table in 3.4; where the models live on each version is :mod:`.airflow_api`'s
+business), writing what it found as JSON to a file, away from Airflow's logging on stdout.
 
 Retries are off for a local run: a failing task fails at once instead of waiting out its
 ``retry_delay`` (minutes, with nothing to show), and the deployment keeps the config's retries.
@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from dagfactory.tools.airflow import airflow_env, python_with_airflow
+
+# The child half: runs the DAG and reads the run back in a process with Airflow.
+CHILD = "dagfactory.tools.run_child"
 
 
 @dataclass(frozen=True)
@@ -92,78 +95,6 @@ class RunResult:
         return tail[tail.find("\n") + 1 :]
 
 
-def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
-    """Runs in the child: run ``dag_id`` once, retries off, and dump the run as JSON."""
-    from airflow.listeners import hookimpl
-    from airflow.utils.session import create_session
-
-    from dagfactory.tools.airflow_api import add_listener, fill_dagbag, stored_xcoms
-
-    errors: dict[tuple[str, int], BaseException | str | None] = {}
-
-    class FailureRecorder:
-        """Airflow's listener hook sees each failing task's exception (in this process)."""
-
-        @hookimpl
-        def on_task_instance_failed(self, task_instance: Any, error: Any) -> None:
-            errors[task_instance.task_id, task_instance.map_index] = error
-
-    bag = fill_dagbag(folder)
-    if dag_id not in bag.dags:
-        raise SystemExit(
-            f"no DAG {dag_id!r} in {folder}\n" + "\n".join(bag.import_errors.values())
-        )
-    dag = bag.dags[dag_id]
-    for task in dag.tasks:
-        task.retries = 0
-    add_listener(FailureRecorder())
-    run = dag.test()  # a failed run is returned, not raised
-    with create_session() as session:
-        instances = run.get_task_instances(session=session)
-        stored = stored_xcoms(session, run.run_id, dag_id)
-        xcoms = [
-            {
-                "key": x.key,
-                "value": x.value,  # the stored JSON, decoded once, as the XCom list shows it
-                "task_id": x.task_id,
-                "dag_id": x.dag_id,
-                "map_index": x.map_index,
-                "timestamp": x.timestamp.isoformat(),
-            }
-            for x in sorted(stored, key=lambda x: x.timestamp)
-        ]
-        order = {key: n for n, key in enumerate(errors)}  # the order they failed in
-        failed = sorted(
-            (ti for ti in instances if ti.state == "failed"),
-            key=lambda ti: order.get((ti.task_id, ti.map_index), len(order)),
-        )
-        failures = [
-            {
-                "task_id": ti.task_id,
-                "map_index": ti.map_index,
-                "state": str(ti.state),
-                "try_number": ti.try_number,
-                **_error(errors.get((ti.task_id, ti.map_index))),
-            }
-            for ti in failed
-        ]
-    document = {
-        "run_id": run.run_id,
-        "state": str(run.state),
-        "logical_date": run.logical_date and run.logical_date.isoformat(),
-        "xcoms": xcoms,
-        "failures": failures,
-    }
-    Path(result_file).write_text(json.dumps(document), "utf-8")
-
-
-def _error(error: BaseException | str | None) -> dict[str, str | None]:
-    """Airflow passes listeners the exception, or only its text, or nothing."""
-    if isinstance(error, BaseException):
-        return {"exception": type(error).__name__, "message": str(error)}
-    return {"exception": None, "message": error}
-
-
 def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
     """Migrate the metadata DB under ``home``, run ``dag_id`` once (retries off), collect the XComs."""
     home.mkdir(parents=True, exist_ok=True)
@@ -173,11 +104,9 @@ def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
         return RunResult(dag_id, None, None, [], [], migrate.stdout + migrate.stderr)
     with tempfile.TemporaryDirectory(prefix="dagfactory-run-") as scratch:
         result_file = Path(scratch, "run.json")
-        arguments = ", ".join(
-            map(repr, [dag_id, str(dags_folder.resolve()), str(result_file)])
+        child = python_with_airflow(
+            ["-m", CHILD, dag_id, str(dags_folder.resolve()), str(result_file)], env
         )
-        probe = f"from dagfactory.tools.run import run_and_record; run_and_record({arguments})"
-        child = python_with_airflow(["-c", probe], env)
         log = child.stdout + child.stderr
         if not result_file.exists():
             return RunResult(dag_id, None, None, [], [], log)
