@@ -31,23 +31,22 @@ EXPECTED_TO_FAIL = {"failing_trainers"}
 DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
-def fill_dagbag(folder: Path) -> tuple[Any, list[str], list[str]]:
+def dagbag_and_deprecations(folder: Path) -> tuple[Any, list[str], list[str]]:
     """The DagBag of ``folder`` and the deprecation warnings raised while filling it.
 
     First those the generated files cause: raised at a line of a file in ``folder``, or
     by Airflow while it imported one of them (the DagBag keeps those per file: imports
     of deprecated Airflow modules and classes). Second the rest, which Airflow or its
     dependencies raise whatever the DAGs are (e.g. pathspec's in Airflow's file
-    discovery, Flask's on Airflow 2).
+    discovery, Flask's on Airflow 2). The bag is filled as ``check`` and ``run`` fill
+    it; Airflow is imported before the recording starts, as its import is not the DAGs'.
     """
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2 and later
-    except ImportError:
-        from airflow.models.dagbag import DagBag
+    from dagfactory.tools.airflow_api import dagbag_class, fill_dagbag
 
+    dagbag_class()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(folder))
+        bag = fill_dagbag(str(folder))
     per_file = "\n".join(
         line
         for lines in getattr(bag, "captured_warnings", {}).values()
@@ -252,7 +251,7 @@ def main(folder: Path, result_file: Path, only: list[str]) -> None:
     """Write the verdicts after each step, so that a run that hangs is named when killed."""
     sys.path.insert(0, str(folder))  # as Airflow's workers import the user's code
     verdicts: dict[str, tuple[bool, str]] = {}
-    bag, deprecations, elsewhere = fill_dagbag(folder)
+    bag, deprecations, elsewhere = dagbag_and_deprecations(folder)
     files = sorted(p.name for p in folder.glob("*.py"))
     problems = [
         f"{Path(f).name}: {e.strip().splitlines()[-1]}"

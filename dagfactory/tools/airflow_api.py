@@ -13,23 +13,33 @@ from pathlib import Path
 from typing import Any
 
 
-def fill_dagbag(folder: str) -> Any:
-    """A DagBag of ``folder`` with the folder on ``sys.path``, as the DAG processor has it.
-
-    From 3.2 a ``BundleDagBag`` (``airflow.dag_processing.dagbag``) does both; before,
-    ``airflow.models.dagbag.DagBag`` loads the files and the folder is put on the path
-    here (Airflow 3.0 and 3.1 no longer do it themselves, and ``dag.test()`` runs the
-    tasks in this process).
-    """
+def dagbag_class() -> type:
+    """``BundleDagBag`` (``airflow.dag_processing.dagbag``) from 3.2, before that
+    ``airflow.models.dagbag.DagBag``: importing it imports most of Airflow, which a
+    caller recording the warnings of filling a bag does first (see ``compat/probe.py``)."""
     try:
         from airflow.dag_processing.dagbag import BundleDagBag
     except ImportError:  # Airflow 2 to 3.1
         from airflow.models.dagbag import DagBag
 
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        return DagBag(dag_folder=folder, include_examples=False)
-    return BundleDagBag(dag_folder=folder, bundle_path=Path(folder))
+        return DagBag
+    return BundleDagBag
+
+
+def fill_dagbag(folder: str) -> Any:
+    """A DagBag of ``folder`` with the folder on ``sys.path``, as the DAG processor has it.
+
+    From 3.2 a ``BundleDagBag`` does both; before, the DagBag loads the files and the
+    folder is put on the path here (Airflow 3.0 and 3.1 no longer do it themselves, and
+    ``dag.test()`` runs the tasks in this process). The one way every child (``check``'s,
+    ``run``'s and the compatibility probe) fills a bag.
+    """
+    bag_class = dagbag_class()
+    if bag_class.__name__ == "BundleDagBag":
+        return bag_class(dag_folder=folder, bundle_path=Path(folder))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return bag_class(dag_folder=folder, include_examples=False)
 
 
 def add_listener(listener: object) -> None:
