@@ -131,3 +131,12 @@ def airflow_dagbag(folder: Path) -> Any:
     except ImportError:  # Airflow 2 to 3.1
         from airflow.models.dagbag import DagBag
     return DagBag(dag_folder=str(folder))
+
+
+def cut_to(found: list[str], expected: list[str]) -> list[str]:
+    """``found`` with each message cut to the length of the one ``expected`` at its
+    place, the rest whole: equal to ``expected`` when the problems are exactly those,
+    each written out as far as the test spells it."""
+    return [
+        message[: len(prefix)] for message, prefix in zip(found, expected, strict=False)
+    ] + found[len(expected) :]

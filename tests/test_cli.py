@@ -107,18 +107,11 @@ def test_errors_of_several_files_are_all_reported(write_config):
     second = write_config(VALID.replace("task_id: choose", "task_id: fetch"), "b.yaml")
     result = dagfactory("validate", str(second.parent))
     assert result.returncode == 1
-    lines = result.stderr.splitlines()
-    assert any(
-        line.endswith(
-            "a.yaml:2:1: error: (top level): invalid YAML: expected the node content, but found '<stream end>' (while parsing a flow node)"
-        )
-        for line in lines
-    ), lines
-    assert any(
-        "b.yaml:16:12: error: chooser.task_id: the id 'fetch' is already used" in line
-        for line in lines
-    )
-    assert lines[-1] == "2 errors in 2 files; nothing written"
+    assert result.stderr.splitlines() == [
+        f"{second.parent / 'a.yaml'}:2:1: error: (top level): invalid YAML: expected the node content, but found '<stream end>' (while parsing a flow node)",
+        f"{second}:16:12: error: chooser.task_id: the id 'fetch' is already used by download.task_id (line 5); ids must be unique",
+        "2 errors in 2 files; nothing written",
+    ]
 
 
 def test_duplicate_dag_ids_across_configs(write_config):
