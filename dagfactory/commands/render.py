@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import functools
 import time
 from collections.abc import Sequence
@@ -32,13 +33,17 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--check",
-        action="store_true",
+        action="store_const",
+        dest="mode",
+        const=Mode.CHECK,
         help="write nothing; name every output that would be created, updated or removed "
         "as stale, each with its unified diff, and exit 1 if there is one (for CI)",
     )
     mode.add_argument(
         "--diff",
-        action="store_true",
+        action="store_const",
+        dest="mode",
+        const=Mode.DIFF,
         help="write nothing; print a unified diff of what would change, and exit 1 if "
         "anything would",
     )
@@ -47,6 +52,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also remove stale generated files (whose config is gone) from the output folder",
     )
+    parser.set_defaults(mode=Mode.WRITE)
     add_templates(parser)
     parser.add_argument(
         "--force",
@@ -59,12 +65,19 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class Mode(enum.Enum):
+    """What a render does with what it compiled."""
+
+    WRITE = "write"  # write every changed file
+    CHECK = "check"  # write nothing; name each file that would change, with its diff
+    DIFF = "diff"  # write nothing; print the diffs alone (a patch)
+
+
 def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
     return render(
         args.paths,
         args.out,
-        check=args.check,
-        diff=args.diff,
+        mode=args.mode,
         prune=args.prune,
         force=args.force,
         templates=args.templates,
@@ -76,23 +89,21 @@ def render(
     paths: list[Path],
     out_dir: Path,
     *,
-    check: bool = False,
-    diff: bool = False,
+    mode: Mode = Mode.WRITE,
     prune: bool = False,
     force: Sequence[Path] = (),
     templates: Path | None = None,
     jobs: int | None = None,
 ) -> Outcome:
-    """Compile every config and write its DAG file; with ``check`` or ``diff``, only show what would change."""
+    """Compile every config and write its DAG file; in the check and diff modes, only
+    show what would change (writing nothing, not even under a temporary name)."""
     started = time.perf_counter()
     cache = RenderCache.from_file()
-    # --check and --diff write nothing, not even under a temporary name.
-    staging = None if check or diff else Staging()
-    if staging is not None:
+    writing = mode is Mode.WRITE
+    if writing:
         keep_compiled_templates(CACHE_FILE.parent / "templates")
-    stage = (
-        None if staging is None else functools.partial(_stage, staging, cache, out_dir)
-    )
+    # Check and diff stage nothing: they write nothing, not even under a temporary name.
+    staging = Staging()
     try:
         batch = compile_configs(
             paths,
@@ -100,24 +111,23 @@ def render(
             cache=cache,
             out_dir=out_dir,
             templates=templates,
-            on_rendered=stage,
+            on_rendered=(
+                functools.partial(_stage, staging, cache, out_dir) if writing else None
+            ),
         )
         if isinstance(batch, Outcome):
             return batch
-        staged = () if staging is None else staging
-        plan = plan_render(batch.rendered, out_dir, force, staged=staged)
+        plan = plan_render(batch.rendered, out_dir, force, staged=staging)
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
-        if staging is None:
-            outcome = _preview(plan, diff=diff)
-            outcome.problems[:0] = [*batch.problems, *plan.warnings]
-            return outcome
-        outcome = write(plan, prune=prune, staging=staging)
+        if writing:
+            outcome = write(plan, prune=prune, staging=staging)
+        else:
+            outcome = _preview(plan, diff=mode is Mode.DIFF)
     finally:
-        if staging is not None:
-            staging.discard()
+        staging.discard()
     outcome.problems[:0] = [*batch.problems, *plan.warnings]
-    if outcome.exit_code:
+    if outcome.exit_code or not writing:
         return outcome
     cache.save()
     written = len(plan.changes)

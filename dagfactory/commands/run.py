@@ -68,11 +68,15 @@ def run(
     configs: Path,
     out_dir: Path,
     *,
+    say: Say,
     home: Path | None = None,
     templates: Path | None = None,
-    say: Say = print,
 ) -> Outcome:
-    """Render one config (by file or DAG id), run its DAG on an embedded Airflow, show its XComs."""
+    """Render one config (by file or DAG id), run its DAG on an embedded Airflow, show its XComs.
+
+    The run takes a while: what was written and that it starts are told at once,
+    through ``say`` (the reporter's), not in the outcome.
+    """
     import tempfile
 
     from dagfactory.tools.run import run_dag
