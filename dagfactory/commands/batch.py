@@ -28,8 +28,9 @@ def compile_configs(
     templates: Path | None = None,
     render: bool = True,
     on_rendered: Callable[[Rendered], Rendered] | None = None,
-) -> Batch | Outcome:
-    """Every config compiled, or the outcome that reports every problem of the batch."""
+) -> Batch:
+    """Every config compiled; the batch carries every problem met, a template's that
+    stopped the batch too (test ``batch.errors``, and report them with :func:`failed`)."""
     configs = discover(paths)
     if not configs:
         raise UsageError(
@@ -48,14 +49,19 @@ def compile_configs(
             render=render,
         )
     except TemplateError as exc:
-        return Outcome(EXIT_PROBLEMS, [Problem.general(f"{exc}; nothing written")])
+        return Batch(problems=[Problem.general(f"{exc}; nothing written")])
     finally:
         progress.close()
-    if batch.errors:
-        return Outcome(
-            EXIT_PROBLEMS, batch.problems, notes=[error_summary(batch.errors)]
-        )
     return batch
+
+
+def failed(batch: Batch) -> Outcome:
+    """The outcome of a batch with errors: every problem, and how many errors in how
+    many config files (a template's problem, in none, says itself that nothing was
+    written)."""
+    in_files = [problem for problem in batch.errors if problem.file is not None]
+    notes = [error_summary(in_files)] if in_files else []
+    return Outcome(EXIT_PROBLEMS, batch.problems, notes=notes)
 
 
 def stale_reason(stale: PlannedFile) -> str:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dagfactory.commands.arguments import Command, add_output
-from dagfactory.commands.batch import compile_configs
+from dagfactory.commands.batch import compile_configs, failed
 from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
 from dagfactory.report import Outcome, Reporter
 
@@ -27,8 +27,8 @@ def graph(config: Path, picture: Path | None = None) -> Outcome:
     if config.is_dir():
         raise UsageError(f"{config}: a folder; graph draws one config file")
     batch = compile_configs([config])
-    if isinstance(batch, Outcome):
-        return batch
+    if batch.errors:
+        return failed(batch)
     (pipeline,) = batch.pipelines
     outcome = Outcome()
     if picture is None:

@@ -18,7 +18,7 @@ from dagfactory.commands.arguments import (
     add_paths,
     add_templates,
 )
-from dagfactory.commands.batch import compile_configs, stale_reason, write
+from dagfactory.commands.batch import compile_configs, failed, stale_reason, write
 from dagfactory.compile.render import keep_compiled_templates
 from dagfactory.output.cache import CACHE_FILE, RenderCache
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
@@ -115,8 +115,8 @@ def render(
                 functools.partial(_stage, staging, cache, out_dir) if writing else None
             ),
         )
-        if isinstance(batch, Outcome):
-            return batch
+        if batch.errors:
+            return failed(batch)
         plan = plan_render(batch.rendered, out_dir, force, staged=staging)
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])

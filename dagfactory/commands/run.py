@@ -14,7 +14,7 @@ from dagfactory.commands.arguments import (
     add_out,
     add_templates,
 )
-from dagfactory.commands.batch import compile_configs, write
+from dagfactory.commands.batch import compile_configs, failed, write
 from dagfactory.output.plan import Plan, plan_render
 from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
 from dagfactory.report import Outcome, Reporter
@@ -85,8 +85,8 @@ def run(
     batch = compile_configs(
         [Path(target)] if by_file else [configs], templates=templates
     )
-    if isinstance(batch, Outcome):
-        return batch
+    if batch.errors:
+        return failed(batch)
     units = [u for u in batch.rendered if by_file or u.dag_id == target]
     if not units:
         raise UsageError(f"no config in {configs} has dag_id {target!r}")

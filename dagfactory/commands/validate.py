@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from dagfactory.commands.arguments import Command, add_paths
-from dagfactory.commands.batch import compile_configs
+from dagfactory.commands.batch import compile_configs, failed
 from dagfactory.output.cache import RenderCache
 from dagfactory.report import Outcome, Reporter, plural
 
@@ -20,8 +20,8 @@ def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
     batch = compile_configs(
         paths, jobs=jobs, cache=RenderCache.from_file(), render=False
     )
-    if isinstance(batch, Outcome):
-        return batch
+    if batch.errors:
+        return failed(batch)
     outcome = Outcome(problems=list(batch.problems))  # its warnings
     outcome.say(f"{plural(len(batch.rendered), 'config')} valid")
     return outcome
