@@ -2,7 +2,8 @@
 to a :class:`~dagfactory.report.Reporter`, and the exit code it carries.
 
 Each command declares its own arguments (:mod:`dagfactory.commands`); this shell only
-parses, runs the one asked for, and turns an error that ends it into its exit code.
+parses, fills in the defaults the project sets, runs the command asked for, and turns
+an error that ends it into its exit code.
 
 Exit codes (as ruff's): 0 success; 1 problems found (invalid configs, outputs out of
 date under ``--check`` or ``--diff``, a file in the way, a DAG file Airflow cannot load,
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 from dagfactory import __version__
 from dagfactory.commands import COMMANDS
-from dagfactory.commands.arguments import EPILOG
+from dagfactory.commands.arguments import EPILOG, settle
 from dagfactory.problems import DagfactoryError
 from dagfactory.report import Outcome, Reporter
 
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     reporter = Reporter(args.format)
     try:
-        outcome = args.command.run(args, reporter)
+        outcome = args.command.run(settle(args), reporter)
     except DagfactoryError as exc:
         outcome = Outcome(exc.exit_code, [exc.problem()])
     except KeyboardInterrupt:

@@ -6,19 +6,23 @@ module (as click and check-jsonschema declare theirs). Options that mean the sam
 every command that takes them (``--format``, configs and ``--jobs``, ``--out``,
 ``--templates``, ``--output``) are added by the small functions here, so that their
 names, defaults and help are written once.
+
+A default the project may set (which configs, the dags folder, the templates, the
+number of processes) is declared as :class:`FromProject`, and :func:`settle` takes it
+from the ``[tool.dagfactory]`` table of the working directory's project
+(:mod:`dagfactory.project`): a flag given still wins.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dagfactory.project import working_project
 from dagfactory.report import FORMATS, Outcome, Reporter
-
-DEFAULT_CONFIGS = Path("configs")
-DEFAULT_OUT = Path("generated_dags")
 
 EPILOG = "Exit codes: 0 success; 1 problems found; 2 usage or setup error."
 
@@ -43,6 +47,33 @@ class Command:
         parser.set_defaults(command=self)
 
 
+@dataclass(frozen=True)
+class FromProject:
+    """A default the project gives: its ``setting`` (``configs``, ``out``,
+    ``templates`` or ``jobs``); with ``many``, as a list of one."""
+
+    setting: str
+    many: bool = False
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with each default the project gives filled in from the working
+    directory's project; its folders are shown relative to the working directory."""
+    wanted = {
+        name: value
+        for name, value in vars(args).items()
+        if isinstance(value, FromProject)
+    }
+    if wanted:
+        project = working_project()
+        for name, default in wanted.items():
+            value = getattr(project, default.setting)
+            if isinstance(value, Path):
+                value = Path(os.path.relpath(value))
+            setattr(args, name, [value] if default.many else value)
+    return args
+
+
 def no_arguments(parser: argparse.ArgumentParser) -> None:
     """For a command that takes none but ``--format``."""
 
@@ -64,7 +95,7 @@ def add_paths(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="*",
         type=Path,
-        default=[DEFAULT_CONFIGS],
+        default=FromProject("configs", many=True),
         metavar="PATH",
         help="YAML config files or folders searched for *.yaml and *.yml (default: configs/)",
     )
@@ -72,6 +103,7 @@ def add_paths(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         "-j",
         type=positive_int,
+        default=FromProject("jobs"),
         metavar="N",
         help="compile configs in N processes (default: one per CPU for batches of "
         "200 configs or more, else 1)",
@@ -81,7 +113,7 @@ def add_paths(parser: argparse.ArgumentParser) -> None:
 def add_out(parser: argparse.ArgumentParser, help_text: str) -> None:
     """The dags folder; ``help_text`` says what the command does with it."""
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help=help_text
+        "--out", type=Path, default=FromProject("out"), metavar="DIR", help=help_text
     )
 
 
@@ -89,6 +121,7 @@ def add_templates(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--templates",
         type=Path,
+        default=FromProject("templates"),
         metavar="DIR",
         help="a folder whose dag.py.j2 replaces the built-in template "
         "(it may extend builtin/dag.py.j2)",

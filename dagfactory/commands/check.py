@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dagfactory.commands.arguments import DEFAULT_OUT, Command
+from dagfactory.commands.arguments import Command, FromProject
 from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
 from dagfactory.report import Outcome, Reporter
 
@@ -16,7 +16,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "folder",
         nargs="?",
         type=Path,
-        default=DEFAULT_OUT,
+        default=FromProject("out"),
         metavar="DIR",
         help="the dags folder to load (default: generated_dags/)",
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dagfactory.commands.arguments import DEFAULT_OUT, Command, add_out, add_output
+from dagfactory.commands.arguments import Command, add_out, add_output
+from dagfactory.project import CONFIGS, OUT
 from dagfactory.report import Outcome, Reporter
 
 
@@ -22,21 +23,28 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "the dags folder, where the code package goes (default: generated_dags/)",
     )
+    # init starts a project where it runs: its folders are the working directory's,
+    # not those of a project above it.
+    parser.set_defaults(out=Path(OUT))
 
 
 def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
     return init(args.name, args.output, args.out)
 
 
-def init(name: str, config: Path | None = None, out_dir: Path = DEFAULT_OUT) -> Outcome:
-    """Write a starter project: a commented config (default ``configs/NAME.yaml``) and
-    the package of stub trainers it calls, in ``out_dir``."""
-    from dagfactory.tools.init import write_starter
+def init(name: str, config: Path | None = None, out_dir: Path = Path(OUT)) -> Outcome:
+    """Write a starter project: a commented config (default ``configs/NAME.yaml``), the
+    package of stub trainers it calls, in ``out_dir``, and the ``[tool.dagfactory]``
+    table of its pyproject.toml (see :func:`~dagfactory.tools.init.write_settings`)."""
+    from dagfactory.tools.init import write_settings, write_starter
 
-    config = config or Path("configs") / f"{name}.yaml"
+    config = config or Path(CONFIGS) / f"{name}.yaml"
     outcome = Outcome()
     for path in write_starter(name, config, out_dir):
         outcome.say(f"wrote {path}")
+    settings = write_settings(config, out_dir)
+    if settings is not None:
+        outcome.say(settings)
     run = (
         f"dagfactory run {config}"
         if config.parent != Path("configs")

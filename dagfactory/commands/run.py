@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.commands.arguments import (
-    DEFAULT_CONFIGS,
     Command,
+    FromProject,
     add_out,
     add_templates,
 )
@@ -35,7 +35,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--configs",
         type=Path,
-        default=DEFAULT_CONFIGS,
+        default=FromProject("configs"),
         metavar="DIR",
         help="where to look up a dag_id (default: configs/)",
     )
