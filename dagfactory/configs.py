@@ -1,8 +1,10 @@
 """Which files a batch compiles: the configs named on the command line and their defaults files.
 
 Folders are searched recursively for ``*.yaml`` and ``*.yml``; a ``defaults.yaml`` is
-not a config but is merged under every config below it (in its folder and deeper, up
-to the folder the search started from). Nothing here reads a config: that is
+not a config but is merged under every config below it, in its folder and deeper,
+within the config's project (:mod:`dagfactory.project`): which defaults files apply
+to a config depends on where the config is, never on the path that named it or on
+the working directory. Nothing here reads a config: that is
 :mod:`dagfactory.compile.load`'s job.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagfactory.problems import UsageError
+from dagfactory.project import find_project
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 DEFAULTS_STEM = "defaults"
@@ -45,17 +48,18 @@ def _shown_folder(folder: str, cwd: str) -> str:
 
 @dataclass(frozen=True)
 class ConfigSource:
-    """A config to compile: its file, the name errors and headers give it, and where the
-    search for it started (its defaults files are looked for from there down)."""
+    """A config to compile: its file, and the name errors and headers give it."""
 
     path: Path
     name: str
-    root: Path
 
     @property
     def defaults(self) -> tuple[tuple[Path, str], ...]:
-        """Its defaults files as ``(path, name)`` pairs, from the outermost folder in."""
-        return _defaults(os.path.dirname(self.path), self.root, os.getcwd())
+        """Its defaults files as ``(path, name)`` pairs, from the outermost folder in:
+        those of its project's folders from the configs folder (or the root) down to
+        its own (:meth:`~dagfactory.project.Project.defaults_folders`)."""
+        files = _defaults_files(os.path.abspath(os.path.dirname(self.path)))
+        return tuple((path, display_name(path)) for path in files)
 
 
 def discover(paths: list[Path]) -> list[ConfigSource]:
@@ -65,9 +69,9 @@ def discover(paths: list[Path]) -> list[ConfigSource]:
         if path.is_dir():
             for candidate in _configs_in(path):
                 if candidate not in found:
-                    found[candidate] = _source(candidate, path)
+                    found[candidate] = ConfigSource(candidate, display_name(candidate))
         elif path.exists():
-            found.setdefault(path, _source(path, path.parent))
+            found.setdefault(path, ConfigSource(path, display_name(path)))
         else:
             raise UsageError(f"{path}: no such file or folder")
     return list(found.values())
@@ -105,26 +109,16 @@ def _is_config_name(name: str) -> bool:
     return bool(stem) and f".{extension}" in CONFIG_SUFFIXES and stem != DEFAULTS_STEM
 
 
-def _source(path: Path, root: Path) -> ConfigSource:
-    return ConfigSource(path, display_name(path), root)
-
-
 @functools.lru_cache(maxsize=1024)
-def _defaults(folder: str, root: Path, cwd: str) -> tuple[tuple[Path, str], ...]:
-    return tuple(
-        (path, display_name(path)) for path in _defaults_files(Path(folder), root)
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def _defaults_files(folder: Path, root: Path) -> tuple[Path, ...]:
-    """Existing defaults files from ``root`` down to ``folder``, looked up once per folder."""
-    folder, root = folder.absolute(), root.absolute()
-    folders = [folder, *folder.parents]
-    chain = folders[: folders.index(root) + 1] if root in folders else [folder]
+def _defaults_files(folder: str) -> tuple[Path, ...]:
+    """Existing defaults files for a config in ``folder`` (absolute), looked up once
+    per folder; a config in no project has only its own folder's."""
+    absolute = Path(folder)
+    project = find_project(folder)
+    folders = [absolute] if project is None else project.defaults_folders(absolute)
     return tuple(
         folder / f"{DEFAULTS_STEM}{suffix}"
-        for folder in reversed(chain)
+        for folder in folders
         for suffix in CONFIG_SUFFIXES
         if (folder / f"{DEFAULTS_STEM}{suffix}").is_file()
     )

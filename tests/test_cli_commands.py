@@ -181,6 +181,7 @@ def test_init_writes_a_starter_project_that_validates_and_renders(tmp_path):
         f"wrote {package / '__init__.py'}",
         f"wrote {package / 'models.py'}",
         "wrote configs/dagfactory.schema.json",
+        "wrote pyproject.toml",
         "next: dagfactory validate configs/fresh_pipeline.yaml, dagfactory render,"
         " dagfactory run fresh_pipeline",
     ]

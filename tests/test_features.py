@@ -45,6 +45,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_defaults_merge_from_the_root_down(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.dagfactory]\n")  # the project's root
     write(
         tmp_path / "defaults.yaml",
         """\

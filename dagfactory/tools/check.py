@@ -81,7 +81,7 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
         if not config.is_file():
             problems += [_stale(path, display_name(config)) for path in paths]
             continue
-        compiled = _compile(config, folder)
+        compiled = _compile(config)
         if isinstance(compiled, list):
             problems += compiled
         else:
@@ -89,11 +89,11 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
     return references, problems
 
 
-def _compile(config: Path, folder: Path) -> Compiled | list[Problem]:
-    """The config as ``render`` compiled it: defaults from the project (the folder
-    holding the dags folder) down; problems named as a render names them."""
+def _compile(config: Path) -> Compiled | list[Problem]:
+    """The config as ``render`` compiled it: the defaults files of its project
+    (:mod:`dagfactory.project`) down to its folder; problems named as a render names them."""
     name = display_name(config)
-    defaults = ConfigSource(config, name, folder.absolute().parent).defaults
+    defaults = ConfigSource(config, name).defaults
     return compile_config(config, name, defaults)
 
 

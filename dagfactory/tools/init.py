@@ -15,7 +15,9 @@ from pathlib import Path
 
 from dagfactory.compile import compile_text
 from dagfactory.compile.schema import SCHEMA_FILE
+from dagfactory.configs import display_name
 from dagfactory.problems import UsageError
+from dagfactory.project import PYPROJECT, add_table
 
 # Beside the configs of a project outside a dagfactory checkout, so that the
 # yaml-language-server line works on every teammate's machine.
@@ -91,3 +93,28 @@ def write_starter(dag_id: str, config: Path, out_dir: Path) -> list[Path]:
             raise UsageError(f"{path} already exists; not overwriting it") from None
         written.append(path)
     return written
+
+
+def write_settings(config: Path, out_dir: Path) -> str | None:
+    """Give the new project's pyproject.toml its ``[tool.dagfactory]`` table (configs
+    and out); what was done, or None when it has one already.
+
+    The project is the working directory when the config is in it, else the folder
+    holding the config's folder; its settings are relative to it.
+    """
+    cwd = Path.cwd()
+    folder = config.parent.absolute()
+    root = cwd if folder.is_relative_to(cwd) else folder.parent
+    settings = {"configs": _relative(folder, root), "out": _relative(out_dir, root)}
+    pyproject = root / PYPROJECT
+    existed = pyproject.exists()
+    if add_table(root, settings) is None:
+        return None
+    shown = display_name(pyproject)
+    return f"added [tool.dagfactory] to {shown}" if existed else f"wrote {shown}"
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (else absolute), with forward slashes."""
+    path = path.absolute()
+    return (path.relative_to(root) if path.is_relative_to(root) else path).as_posix()

@@ -1,0 +1,201 @@
+"""``dagfactory render``: every config into its DAG file, or with ``--check`` and
+``--diff`` what that would change."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import functools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagfactory.build import Rendered
+from dagfactory.commands.arguments import (
+    Command,
+    add_out,
+    add_paths,
+    add_templates,
+)
+from dagfactory.commands.batch import compile_configs, failed, stale_reason, write
+from dagfactory.compile.render import keep_compiled_templates
+from dagfactory.output.cache import CACHE_FILE, RenderCache
+from dagfactory.output.plan import Action, Plan, output_path, plan_render
+from dagfactory.output.writer import Staging
+from dagfactory.problems import EXIT_PROBLEMS
+from dagfactory.report import Outcome, Reporter, plural
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    add_paths(parser)
+    add_out(parser, "output folder (default: generated_dags/)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_const",
+        dest="mode",
+        const=Mode.CHECK,
+        help="write nothing; name every output that would be created, updated or removed "
+        "as stale, each with its unified diff, and exit 1 if there is one (for CI)",
+    )
+    mode.add_argument(
+        "--diff",
+        action="store_const",
+        dest="mode",
+        const=Mode.DIFF,
+        help="write nothing; print a unified diff of what would change, and exit 1 if "
+        "anything would",
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove stale generated files (whose config is gone) from the output folder",
+    )
+    parser.set_defaults(mode=Mode.WRITE)
+    add_templates(parser)
+    parser.add_argument(
+        "--force",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="overwrite this output file although dagfactory did not generate it; "
+        "name each such file (repeat the option): any other one still stops the render",
+    )
+
+
+class Mode(enum.Enum):
+    """What a render does with what it compiled."""
+
+    WRITE = "write"  # write every changed file
+    CHECK = "check"  # write nothing; name each file that would change, with its diff
+    DIFF = "diff"  # write nothing; print the diffs alone (a patch)
+
+
+def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
+    return render(
+        args.paths,
+        args.out,
+        mode=args.mode,
+        prune=args.prune,
+        force=args.force,
+        templates=args.templates,
+        jobs=args.jobs,
+    )
+
+
+def render(
+    paths: list[Path],
+    out_dir: Path,
+    *,
+    mode: Mode = Mode.WRITE,
+    prune: bool = False,
+    force: Sequence[Path] = (),
+    templates: Path | None = None,
+    jobs: int | None = None,
+) -> Outcome:
+    """Compile every config and write its DAG file; in the check and diff modes, only
+    show what would change (writing nothing, not even under a temporary name)."""
+    started = time.perf_counter()
+    cache = RenderCache.from_file()
+    writing = mode is Mode.WRITE
+    if writing:
+        keep_compiled_templates(CACHE_FILE.parent / "templates")
+    # Check and diff stage nothing: they write nothing, not even under a temporary name.
+    staging = Staging()
+    try:
+        batch = compile_configs(
+            paths,
+            jobs=jobs,
+            cache=cache,
+            out_dir=out_dir,
+            templates=templates,
+            on_rendered=(
+                functools.partial(_stage, staging, cache, out_dir) if writing else None
+            ),
+        )
+        if batch.errors:
+            return failed(batch)
+        plan = plan_render(batch.rendered, out_dir, force, staged=staging)
+        if plan.blocked:
+            return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
+        if writing:
+            outcome = write(plan, prune=prune, staging=staging)
+        else:
+            outcome = _preview(plan, diff=mode is Mode.DIFF)
+    finally:
+        staging.discard()
+    outcome.problems[:0] = [*batch.problems, *plan.warnings]
+    if outcome.exit_code or not writing:
+        return outcome
+    cache.save()
+    written = len(plan.changes)
+    removed = f", {len(plan.stale)} stale removed" if prune else ""
+    elapsed = time.perf_counter() - started
+    outcome.say(
+        f"rendered {plural(plan.total, 'DAG')}: {written} written, {plan.total - written} unchanged, "
+        f"0 errors{removed} in {elapsed:.2f} s"
+    )
+    return outcome
+
+
+def _stage(
+    staging: Staging, cache: RenderCache, out_dir: Path, unit: Rendered
+) -> Rendered:
+    """Start writing a just-compiled config's file if it changes; keep only its digest."""
+    path = output_path(out_dir, unit.dag_id)
+    if not cache.holds(path, unit.digest):
+        staging.stage(path, unit.content)
+    return dataclasses.replace(unit, content=None, pipeline=None)
+
+
+def _preview(plan: Plan, *, diff: bool) -> Outcome:
+    """``--check`` or ``--diff``: what rendering would change; writes nothing.
+
+    ``--check`` names each file that would change, each followed by its unified diff;
+    ``--diff`` prints the diffs alone (a patch).
+    """
+    outcome = Outcome()
+    extra = [plan.ignore_file] if plan.ignore_file is not None else []
+    for planned in [*plan.files, *extra]:
+        if planned.action is Action.UNCHANGED:
+            continue
+        if not diff and planned.action is Action.REMOVE:
+            outcome.say(f"would remove {planned.path} ({stale_reason(planned)})")
+        elif not diff:
+            outcome.say(
+                f"would {planned.action.value} {planned.path} (from {planned.source})"
+            )
+        outcome.output.append(planned.diff())
+    changes, stale = plan.changes, plan.stale
+    if len(plan.writes) > len(changes):
+        outcome.notes.append(
+            f"{plan.ignore_file.path} would change; run `dagfactory render`"
+        )
+    if changes:
+        outcome.notes.append(
+            f"{len(changes)} of {plural(plan.total, 'DAG file')} would change; run `dagfactory render`"
+        )
+    if stale:
+        outcome.notes.append(
+            f"{plural(len(stale), 'stale generated file')} would be removed; "
+            "run `dagfactory render --prune`"
+        )
+    if plan.writes or stale:
+        outcome.exit_code = EXIT_PROBLEMS
+    else:
+        outcome.say(f"{plural(plan.total, 'DAG file')} up to date")
+    return outcome
+
+
+COMMAND = Command(
+    "render",
+    "render configs into DAG files",
+    "Validate every config, then write one DAG file per config into the output folder. "
+    "Nothing is written if any config is invalid; unchanged files are not touched; "
+    "files dagfactory did not generate are never overwritten or removed. A generated "
+    "file whose config is gone is stale: --check and --diff report it, --prune removes it.",
+    arguments,
+    main,
+)

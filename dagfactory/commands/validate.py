@@ -1,0 +1,36 @@
+"""``dagfactory validate``: every config checked, nothing written."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dagfactory.commands.arguments import Command, add_paths
+from dagfactory.commands.batch import compile_configs, failed
+from dagfactory.output.cache import RenderCache
+from dagfactory.report import Outcome, Reporter, plural
+
+
+def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
+    return validate(args.paths, jobs=args.jobs)
+
+
+def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
+    """Compile every config; write nothing (and render nothing: no file is needed)."""
+    batch = compile_configs(
+        paths, jobs=jobs, cache=RenderCache.from_file(), render=False
+    )
+    if batch.errors:
+        return failed(batch)
+    outcome = Outcome(problems=list(batch.problems))  # its warnings
+    outcome.say(f"{plural(len(batch.rendered), 'config')} valid")
+    return outcome
+
+
+COMMAND = Command(
+    "validate",
+    "validate configs only",
+    "Check every config against the schema and the semantic rules; write nothing.",
+    add_paths,
+    main,
+)
