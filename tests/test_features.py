@@ -14,11 +14,12 @@ import pytest
 
 from conftest import ROOT, VALID, compile_yaml, compiled, dagfactory
 from dagfactory.build import compile_batch
+from dagfactory.compile import compile_text
 from dagfactory.compile.load import load_config, load_text
 from dagfactory.compile.render import render_pipeline
 from dagfactory.compile.vocabulary import matrix_task_ids
 from dagfactory.configs import discover
-from dagfactory.problems import ConfigError, TemplateError
+from dagfactory.problems import TemplateError
 
 
 def pipeline_of(text: str):
@@ -87,7 +88,7 @@ def test_defaults_above_the_root_are_ignored(tmp_path):
     write(tmp_path / "defaults.yaml", "dag:\n  default_args: {owner: outside}\n")
     config = write(tmp_path / "inner" / "demo.yaml", VALID)
     (source,) = discover([config])
-    doc = load_config(source.path, source.name, source.defaults)
+    doc = load_config(source.path, source.name, source.defaults).document
     assert "default_args" not in doc.data["dag"]
 
 
@@ -149,9 +150,9 @@ def test_a_defaults_env_value_the_config_overrides_is_not_read_into_the_dag(
 
 def test_unset_env_value_is_an_error(monkeypatch):
     monkeypatch.delenv("DF_TEST_MISSING", raising=False)
-    with pytest.raises(ConfigError) as caught:
-        load_text("a:\n  b: !env ${DF_TEST_MISSING}\n", "c.yaml")
-    assert str(caught.value.problems[0]) == (
+    loaded = load_text("a:\n  b: !env ${DF_TEST_MISSING}\n", "c.yaml")
+    assert loaded.document is None
+    assert str(loaded.problems[0]) == (
         "c.yaml:2:6: error: a.b: the environment variable DF_TEST_MISSING is not set;"
         " set it, or give a fallback: ${DF_TEST_MISSING:-default}"
     )
@@ -522,9 +523,9 @@ NEEDS_A_LOGICAL_DATE = VALID.replace(
 
 
 def test_templates_undefined_without_a_logical_date_are_warnings(tmp_path):
-    result = compile_yaml(NEEDS_A_LOGICAL_DATE)
-    assert not isinstance(result, list)  # a warning does not stop the config
-    assert [str(warning) for warning in result.warnings] == [
+    result = compile_text(NEEDS_A_LOGICAL_DATE, "c.yaml")
+    assert result.compiled is not None  # a warning does not stop the config
+    assert [str(warning) for warning in result.problems] == [
         "c.yaml:6:17: warning: download.bash_command: {{ ds }} is undefined in a run"
         " without a logical date (a manual run from the UI or the REST API), which then"
         " fails; write {{ dag_run.run_after | ds }} instead",
@@ -545,8 +546,9 @@ def test_templates_undefined_without_a_logical_date_are_warnings(tmp_path):
     ],
 )
 def test_templates_every_run_defines_are_not_warned_about(template):
-    result = compile_yaml(VALID.replace("echo hello", f'"echo {template}"'))
-    assert result.warnings == (), result.warnings
+    result = compile_text(VALID.replace("echo hello", f'"echo {template}"'), "c.yaml")
+    assert result.compiled is not None
+    assert result.problems == (), result.problems
 
 
 def test_warnings_are_printed_in_every_command_and_also_from_the_cache(tmp_path):

@@ -27,7 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from dagfactory.compile.text import UserText
-from dagfactory.problems import ConfigError, Problem, SpecPath
+from dagfactory.problems import Problem, SpecPath
 
 MAX_BYTES = 1_000_000
 MAX_NODES = 200_000
@@ -141,19 +141,40 @@ class Document:
         return f"{mark.file} line {mark.line}" if mark.file else f"line {mark.line}"
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What loading a file gave: its document, or (None) every problem that stopped it.
+
+    Loading has no warnings: ``problems`` is empty exactly when there is a document.
+    """
+
+    document: Document | None
+    problems: tuple[Problem, ...] = ()
+
+    @classmethod
+    def rejected(cls, *problems: Problem) -> Loaded:
+        return cls(None, tuple(sorted(problems, key=Problem.sort_key)))
+
+
 def load_config(
     path: Path, name: str, defaults: Sequence[tuple[Path, str]] = ()
-) -> Document:
+) -> Loaded:
     """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
 
     ``defaults`` are ``(path, name)`` pairs from the outermost folder in: the nearer a
-    defaults file, the more it wins; the config's own values win over all. Raises
-    :class:`ConfigError` with every problem found.
+    defaults file, the more it wins; the config's own values win over all. The first
+    file that cannot be loaded (the config, then its defaults from the nearest out)
+    gives the problems.
     """
-    doc = load_file(path, name)
+    loaded = load_file(path, name)
     for defaults_path, defaults_name in reversed(defaults):
-        doc = merge_defaults(load_file(defaults_path, defaults_name), doc)
-    return _read_doc_md(doc)
+        if loaded.document is None:
+            return loaded
+        under = load_file(defaults_path, defaults_name)
+        if under.document is None:
+            return under
+        loaded = Loaded(merge_defaults(under.document, loaded.document))
+    return loaded if loaded.document is None else _read_doc_md(loaded.document)
 
 
 def doc_md_location(doc: Document) -> tuple[Path, bool] | None:
@@ -171,24 +192,22 @@ def doc_md_location(doc: Document) -> tuple[Path, bool] | None:
     return path, path.resolve().is_relative_to(folder.resolve())
 
 
-def _read_doc_md(doc: Document) -> Document:
+def _read_doc_md(doc: Document) -> Loaded:
     location = doc_md_location(doc)
     if location is None or not location[1] or not location[0].is_file():
-        return doc  # validation says what is wrong with it
+        return Loaded(doc)  # validation says what is wrong with it
     try:
         text = location[0].read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
-        raise ConfigError(
-            [
-                doc.error(
-                    ("dag", "doc_md_file"),
-                    f"cannot read {location[0].as_posix()}: {reason}",
-                )
-            ]
-        ) from None
-    return replace(
-        doc, inputs=replace(doc.inputs, doc_md_file=location[0], doc_md=text)
+        return Loaded.rejected(
+            doc.error(
+                ("dag", "doc_md_file"),
+                f"cannot read {location[0].as_posix()}: {reason}",
+            )
+        )
+    return Loaded(
+        replace(doc, inputs=replace(doc.inputs, doc_md_file=location[0], doc_md=text))
     )
 
 
@@ -253,25 +272,25 @@ def walk(value: Any, path: SpecPath = ()) -> Iterator[tuple[SpecPath, Any]]:
         stack.extend(reversed([((*path, key), child) for key, child in items]))
 
 
-def load_file(path: Path, name: str | None = None) -> Document:
-    """Read and load ``path``; raise :class:`ConfigError` with every problem found."""
+def load_file(path: Path, name: str | None = None) -> Loaded:
+    """Read and load ``path``."""
     name = name or str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(
-            [Problem(name, 1, 1, (), f"cannot read file: {exc.strerror}")]
-        ) from None
+        return Loaded.rejected(
+            Problem(name, 1, 1, (), f"cannot read file: {exc.strerror}")
+        )
     return load_bytes(raw, name)
 
 
-def load_bytes(raw: bytes, name: str) -> Document:
+def load_bytes(raw: bytes, name: str) -> Loaded:
     """Load UTF-8 YAML bytes (a byte-order mark is accepted) into a :class:`Document`."""
     if len(raw) > MAX_BYTES:
         message = (
             f"file is {len(raw):,} bytes; configs are limited to {MAX_BYTES:,} bytes"
         )
-        raise ConfigError([Problem(name, 1, 1, (), message)])
+        return Loaded.rejected(Problem(name, 1, 1, (), message))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -280,12 +299,12 @@ def load_bytes(raw: bytes, name: str) -> Document:
         message = (
             f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; save the file as UTF-8"
         )
-        raise ConfigError([Problem(name, line, column, (), message)]) from None
+        return Loaded.rejected(Problem(name, line, column, (), message))
     return load_text(text, name)
 
 
-def load_text(text: str, name: str) -> Document:
-    """Load YAML text into a :class:`Document`; raise :class:`ConfigError` on any problem.
+def load_text(text: str, name: str) -> Loaded:
+    """Load YAML text into a :class:`Document`, or say every problem that stops it.
 
     libyaml parses when it is there; any text it rejects is parsed again by PyYAML's
     pure-Python parser, so that problems are reported with the same words and positions
@@ -305,34 +324,34 @@ def load_text(text: str, name: str) -> Document:
     return _load_text_in_python(text, name)
 
 
-def _load_text_in_python(text: str, name: str) -> Document:
+def _load_text_in_python(text: str, name: str) -> Loaded:
     loader = None
     try:
         loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError([_syntax_error(exc, name)]) from None
+        return Loaded.rejected(_syntax_error(exc, name))
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, exc.position)
         message = f"the control character U+{exc.character:04X} is not allowed in YAML; remove it"
-        raise ConfigError([Problem(name, line, column, (), message)]) from None
+        return Loaded.rejected(Problem(name, line, column, (), message))
     except RecursionError:
         message = (
             f"nesting is too deep (more than {MAX_DEPTH} levels are not supported)"
         )
-        raise ConfigError([Problem(name, 1, 1, (), message)]) from None
+        return Loaded.rejected(Problem(name, 1, 1, (), message))
     finally:
         if loader is not None:
             loader.dispose()
     return _document(loader, root, name)
 
 
-def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document:
+def _document(loader: SafeConstructor, root: Node | None, name: str) -> Loaded:
     """Build plain data with marks from the composed ``root`` node."""
     if root is None:
         expected = "a mapping with the keys dag, download, trainers and chooser"
-        raise ConfigError(
-            [Problem(name, 1, 1, (), f"the file is empty; expected {expected}")]
+        return Loaded.rejected(
+            Problem(name, 1, 1, (), f"the file is empty; expected {expected}")
         )
     builder = _Builder(loader, name)
     data = builder.build(root, (), 0)
@@ -341,14 +360,16 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Document
             builder.error(root, (), "the top level must be a mapping of keys to values")
         )
     if builder.problems:
-        raise ConfigError(builder.problems)
-    return Document(
-        name,
-        data,
-        builder.marks,
-        builder.key_marks,
-        builder.plain_text,
-        Inputs(env=builder.env, env_uses=builder.env_uses),
+        return Loaded.rejected(*builder.problems)
+    return Loaded(
+        Document(
+            name,
+            data,
+            builder.marks,
+            builder.key_marks,
+            builder.plain_text,
+            Inputs(env=builder.env, env_uses=builder.env_uses),
+        )
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dagfactory.compile import Compiled, compile_config
+from dagfactory.compile import Compilation, compile_config
 from dagfactory.compile.header import recorded_source
 from dagfactory.compile.references import Reference
 from dagfactory.configs import ConfigSource, display_name
@@ -90,15 +90,15 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
         if not config.is_file():
             problems += [_stale(path, display_name(config)) for path in paths]
             continue
-        compiled = _compile(config, folder)
-        if isinstance(compiled, list):
-            problems += compiled
+        compilation = _compile(config, folder)
+        if compilation.compiled is None:
+            problems += compilation.problems
         else:
-            references += compiled.references
+            references += compilation.compiled.references
     return references, problems
 
 
-def _compile(config: Path, folder: Path) -> Compiled | list[Problem]:
+def _compile(config: Path, folder: Path) -> Compilation:
     """The config as ``render`` compiled it: defaults from the project (the folder
     holding the dags folder) down; problems named as a render names them."""
     name = display_name(config)
