@@ -25,7 +25,7 @@ from dagfactory.output.plan import digest, output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
-    from dagfactory.compile.spec import Pipeline
+    from dagfactory.compile.pipeline import Pipeline
 
 # Below this many configs to compile, starting worker processes costs more than it saves.
 PARALLEL_MIN_CONFIGS = 200

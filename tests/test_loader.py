@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import VALID
 from dagfactory.compile import load as loader
-from dagfactory.compile.load import MAX_BYTES, Mark, load_bytes, load_text, walk
+from dagfactory.compile.document import Mark, walk
+from dagfactory.compile.load import MAX_BYTES, load_bytes, load_text
 
 
 def errors_of(text: str | bytes) -> list[str]:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
-    from dagfactory.compile.load import Document, Inputs
+    from dagfactory.compile.document import Document, Inputs
+    from dagfactory.compile.pipeline import Pipeline
     from dagfactory.compile.references import Reference
-    from dagfactory.compile.spec import Pipeline
 
 
 @dataclass(frozen=True)
