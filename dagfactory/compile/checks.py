@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagfactory.compile.cron import cron_problem
-from dagfactory.compile.document import Document, doc_md_location, walk
+from dagfactory.compile.document import Document, walk
 from dagfactory.compile.schema import python_regex, spec_schema
 from dagfactory.compile.target import (
     RUN_AFTER,
@@ -37,7 +37,6 @@ from dagfactory.compile.vocabulary import (
     matrix_size,
     parse_date,
     runs_bash,
-    trainer_models,
 )
 from dagfactory.problems import Problem, SpecPath, format_spec_path
 
@@ -130,7 +129,7 @@ def metric_of_bash_trainers(doc: Document) -> Iterator[Problem]:
     """A bash trainer pushes text, which has no metric to pick."""
     metric = _section(doc, "chooser").get("metric")
     trainers = _section(doc, "trainers")
-    if isinstance(metric, str) and _uses_bash(trainers, _trainer_models(doc)):
+    if isinstance(metric, str) and _uses_bash(trainers, doc.trainer_models):
         yield doc.error(
             ("chooser", "metric"),
             f"bash trainers push their last line of output as text, which has no {metric!r}; "
@@ -151,7 +150,7 @@ def same_xcom_key(doc: Document) -> Iterator[Problem]:
 
 def doc_md_file(doc: Document) -> Iterator[Problem]:
     """``doc_md_file`` names a file in the config's folder or below it, which is there."""
-    doc_file = doc_md_location(doc)
+    doc_file = doc.doc_md_location
     if doc_file is not None and not doc_file[1]:
         yield doc.error(
             ("dag", "doc_md_file"),
@@ -246,7 +245,7 @@ def _logical_date_warnings(
 
 def trainer_commands(doc: Document) -> Iterator[Problem]:
     """Every trainer needs a command; bash and mapped trainers have extra rules."""
-    trainers, models = _section(doc, "trainers"), _trainer_models(doc)
+    trainers, models = _section(doc, "trainers"), doc.trainer_models
     uses_bash = _uses_bash(trainers, models)
     matrix = trainers.get("matrix")
     if isinstance(matrix, dict) and all(isinstance(v, list) for v in matrix.values()):
@@ -305,22 +304,6 @@ def _uses_bash(trainers: dict[str, Any], models: list[Any]) -> bool:
     )
 
 
-def _trainer_models(doc: Document) -> list[Any]:
-    """The trainers to check: none when the section is malformed, or would generate more
-    than MAX_TRAINERS (a count or matrix far too large must not exhaust the machine)."""
-    trainers = _section(doc, "trainers")
-    count, matrix = trainers.get("count"), trainers.get("matrix")
-    if isinstance(count, int) and count > MAX_TRAINERS:
-        return []
-    if isinstance(matrix, dict) and matrix_size(matrix) > MAX_TRAINERS:
-        return []
-    try:
-        models = trainer_models(trainers)
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return []
-    return models if isinstance(models, list) else []
-
-
 def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any]]:
     """Every id that names a task (or the group) in the DAG, with where it is set."""
     data = doc.data
@@ -365,7 +348,7 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
 def unique_ids(doc: Document) -> Iterator[Problem]:
     """Task ids (and the group id) share one namespace in a DAG."""
     owners: dict[str, SpecPath] = {}
-    for path, task_id in _id_claims(doc, _trainer_models(doc)):
+    for path, task_id in _id_claims(doc, doc.trainer_models):
         if not isinstance(task_id, str):
             continue
         if task_id in owners:

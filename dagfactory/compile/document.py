@@ -3,16 +3,20 @@
 Plain data that remembers where every value came from (:class:`Mark`), with what it
 brought in from outside (:class:`Inputs`). :mod:`.load` makes it (and merges the
 defaults files under it here), :mod:`.validate` judges it, :mod:`.spec` turns it into
-a pipeline; none of them needs to know how YAML is parsed.
+a pipeline; none of them needs to know how YAML is parsed. What two stages work out
+from the data (where ``doc_md_file`` points, the trainers a section makes) the
+document works out once, on first use, and keeps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dagfactory.compile.vocabulary import MAX_TRAINERS, matrix_size, trainer_models
 from dagfactory.problems import Problem, SpecPath
 
 
@@ -72,20 +76,47 @@ class Document:
         mark = self.locate(path)
         return f"{mark.file} line {mark.line}" if mark.file else f"line {mark.line}"
 
+    # Worked out once per document, on first use, by whichever stage needs it first
+    # (the loader reads the doc_md file, validation judges it; validation checks the
+    # trainers, the spec builds them): the data does not change after loading.
 
-def doc_md_location(doc: Document) -> tuple[Path, bool] | None:
-    """Where ``dag.doc_md_file`` points (relative to the config's folder), and whether it may be read.
+    @cached_property
+    def doc_md_location(self) -> tuple[Path, bool] | None:
+        """Where ``dag.doc_md_file`` points (relative to the config's folder), and whether it may be read.
 
-    Its text is copied into the DAG, so only a file in the config's folder or below it
-    may be: never any other file the renderer can read.
-    """
-    dag = doc.data.get("dag")
-    name = dag.get("doc_md_file") if isinstance(dag, dict) else None
-    if not isinstance(name, str) or "\x00" in name:
-        return None  # no file has that name; the schema says what is wrong with it
-    folder = Path(doc.name).parent
-    path = folder / name
-    return path, path.resolve().is_relative_to(folder.resolve())
+        Its text is copied into the DAG, so only a file in the config's folder or below
+        it may be: never any other file the renderer can read.
+        """
+        dag = self.data.get("dag")
+        name = dag.get("doc_md_file") if isinstance(dag, dict) else None
+        if not isinstance(name, str) or "\x00" in name:
+            return None  # no file has that name; the schema says what is wrong with it
+        folder = Path(self.name).parent
+        path = folder / name
+        return path, path.resolve().is_relative_to(folder.resolve())
+
+    @cached_property
+    def trainer_models(self) -> list[Any]:
+        """The trainers the ``trainers`` section makes (listed, or ``count`` and ``matrix``
+        expanded), as model mappings.
+
+        Empty when the section is malformed, or would make more than MAX_TRAINERS (a count
+        or matrix far too large must not exhaust the machine): validation says why. For a
+        valid document, exactly the trainers its pipeline has.
+        """
+        trainers = self.data.get("trainers")
+        if not isinstance(trainers, dict):
+            return []
+        count, matrix = trainers.get("count"), trainers.get("matrix")
+        if isinstance(count, int) and count > MAX_TRAINERS:
+            return []
+        if isinstance(matrix, dict) and matrix_size(matrix) > MAX_TRAINERS:
+            return []
+        try:
+            models = trainer_models(trainers)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return []
+        return models if isinstance(models, list) else []
 
 
 def merge_defaults(defaults: Document, doc: Document) -> Document:

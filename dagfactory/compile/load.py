@@ -23,12 +23,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import Node
 from yaml.resolver import Resolver
 
-from dagfactory.compile.document import (
-    Document,
-    Inputs,
-    doc_md_location,
-    merge_defaults,
-)
+from dagfactory.compile.document import Document, Inputs, merge_defaults
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
 from dagfactory.problems import Problem
 
@@ -115,7 +110,12 @@ def load_config(
 
 
 def _read_doc_md(doc: Document) -> Loaded:
-    location = doc_md_location(doc)
+    """The document with the text of its ``doc_md_file``, read now if it may be.
+
+    Set on the same document (not a copy), so that its ``doc_md_location``, worked out
+    here, is not worked out again when validation judges it.
+    """
+    location = doc.doc_md_location
     if location is None or not location[1] or not location[0].is_file():
         return Loaded(doc)  # validation says what is wrong with it
     try:
@@ -128,9 +128,8 @@ def _read_doc_md(doc: Document) -> Loaded:
                 f"cannot read {location[0].as_posix()}: {reason}",
             )
         )
-    return Loaded(
-        replace(doc, inputs=replace(doc.inputs, doc_md_file=location[0], doc_md=text))
-    )
+    doc.inputs = replace(doc.inputs, doc_md_file=location[0], doc_md=text)
+    return Loaded(doc)
 
 
 def load_file(path: Path, name: str | None = None) -> Loaded:

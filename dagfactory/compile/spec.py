@@ -34,7 +34,6 @@ from dagfactory.compile.vocabulary import (
     is_duration_text,
     parse_date,
     parse_duration,
-    trainer_models,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             "_train",
             xcom_key=xcom_key,
         )
-        for model in trainer_models(trainers)
+        for model in doc.trainer_models
     )
     group = Trainers(
         group_id=trainers["group_id"],
