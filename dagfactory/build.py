@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagfactory.compile import Compilation, compile_config
+from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
 from dagfactory.output.plan import digest, output_path, recorded_name
@@ -280,7 +280,11 @@ def _problem(fields: list) -> Problem:
 
 
 def _compile_one(
-    config: ConfigSource, recorded_as: str, templates: Path | None, render: bool
+    config: ConfigSource,
+    recorded_as: str,
+    templates: Path | None,
+    render: bool,
+    defaults_documents: DefaultsDocuments,
 ) -> Compilation:
     return compile_config(
         config.path,
@@ -289,6 +293,7 @@ def _compile_one(
         templates,
         recorded_as,
         render=render,
+        defaults_documents=defaults_documents,
     )
 
 
@@ -299,9 +304,17 @@ def _compile_all(
     templates: Path | None,
     render: bool,
 ) -> Iterator[Compilation]:
-    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
-    compile_one = functools.partial(_compile_one, templates=templates, render=render)
+    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes.
+
+    Each defaults file is loaded once for the batch (in a worker, once for each chunk).
+    """
     if jobs <= 1 or len(configs) <= 1:
+        compile_one = functools.partial(
+            _compile_one,
+            templates=templates,
+            render=render,
+            defaults_documents=DefaultsDocuments(),
+        )
         yield from map(compile_one, configs, recorded_as)
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
@@ -334,7 +347,8 @@ def _compile_chunk(
     render: bool,
 ) -> list[Compilation]:
     """:func:`_compile_one` of each config, in a worker: one round trip for several."""
+    defaults_documents = DefaultsDocuments()
     return [
-        _compile_one(config, name, templates, render)
+        _compile_one(config, name, templates, render, defaults_documents)
         for config, name in zip(configs, recorded_as, strict=True)
     ]

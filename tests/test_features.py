@@ -14,8 +14,8 @@ import pytest
 
 from conftest import ROOT, VALID, compile_yaml, compiled, dagfactory
 from dagfactory.build import compile_batch
-from dagfactory.compile import compile_text
-from dagfactory.compile.load import load_config, load_text
+from dagfactory.compile import compile_config, compile_text
+from dagfactory.compile.load import MAX_BYTES, load_config, load_text
 from dagfactory.compile.render import render_pipeline
 from dagfactory.compile.vocabulary import matrix_task_ids
 from dagfactory.configs import discover
@@ -82,6 +82,20 @@ def test_errors_point_into_the_defaults_file(tmp_path):
     assert [str(e) for e in batch.problems] == [
         f"{defaults.as_posix()}:3:14: error: dag.default_args.retries: expected a whole number, got the text 'many'"
     ]
+
+
+def test_a_config_given_as_bytes_is_checked_as_a_file_is(tmp_path):
+    """Bytes a caller has read already are compiled as the file would be, never read again."""
+    unread = tmp_path / "not-there.yaml"
+    result = compile_config(unread, "c.yaml", raw=VALID.encode())
+    assert result.compiled is not None and result.compiled.dag_id == "demo"
+    too_big = compile_config(unread, "c.yaml", raw=b"#" * (MAX_BYTES + 1))
+    assert [str(problem) for problem in too_big.problems] == [
+        f"c.yaml:1:1: error: (top level): file is {MAX_BYTES + 1:,} bytes;"
+        f" configs are limited to {MAX_BYTES:,} bytes"
+    ]
+    not_utf8 = compile_config(unread, "c.yaml", raw=b"a: \xff\n")
+    assert [problem.line for problem in not_utf8.errors] == [1]
 
 
 def test_defaults_above_the_root_are_ignored(tmp_path):

@@ -18,6 +18,7 @@ from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
     from dagfactory.compile.document import Document, Inputs
+    from dagfactory.compile.load import Loaded
     from dagfactory.compile.pipeline import Pipeline
     from dagfactory.compile.references import Reference
 
@@ -60,6 +61,29 @@ class Compilation:
         return [problem for problem in self.problems if problem.severity == "error"]
 
 
+class DefaultsDocuments:
+    """The defaults files of one batch, each loaded once however many configs it is under.
+
+    A batch makes one (a worker process one per chunk of configs it compiles) and
+    passes it to each :func:`compile_config`: six configs under one ``defaults.yaml``
+    parse it once, not six times. Never process-wide: a file may change between two
+    batches of one process. Here, not in :mod:`.load`: a batch the render cache
+    answers whole makes one, and must not pay for importing YAML.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[Path, str], Loaded] = {}
+
+    def loaded(self, path: Path, name: str) -> Loaded:
+        """The defaults file at ``path`` (called ``name``), loaded on first use."""
+        key = (path, name)
+        if key not in self._loaded:
+            from dagfactory.compile.load import load_file
+
+            self._loaded[key] = load_file(path, name)
+        return self._loaded[key]
+
+
 def compile_config(
     path: Path,
     name: str,
@@ -68,6 +92,8 @@ def compile_config(
     recorded_as: str | None = None,
     *,
     render: bool = True,
+    raw: bytes | None = None,
+    defaults_documents: DefaultsDocuments | None = None,
 ) -> Compilation:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
@@ -78,12 +104,22 @@ def compile_config(
     ``templates`` is a folder whose ``dag.py.j2`` replaces the built-in template; a
     template that breaks raises :class:`~dagfactory.problems.TemplateError` (no config
     could be rendered with it).
+
+    ``raw`` is the config's bytes when the caller has read them already (the same
+    checks apply as to a file read here); ``defaults_documents`` loads each defaults
+    file once for a whole batch (without it, they are loaded for this config alone).
     """
     # Imported here so that a batch the render cache answers whole never pays for
     # YAML, JSON Schema and Jinja.
     from dagfactory.compile.load import load_config
 
-    loaded = load_config(path, name, defaults)
+    loaded = load_config(
+        path,
+        name,
+        defaults,
+        raw=raw,
+        load_defaults=defaults_documents.loaded if defaults_documents else None,
+    )
     if loaded.document is None:
         return Compilation(None, loaded.problems)
     return compile_document(loaded.document, templates, recorded_as, render=render)

@@ -13,7 +13,7 @@ may be. Loading says what it found as a :class:`Loaded`: a document, or its prob
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,7 +89,12 @@ class Loaded:
 
 
 def load_config(
-    path: Path, name: str, defaults: Sequence[tuple[Path, str]] = ()
+    path: Path,
+    name: str,
+    defaults: Sequence[tuple[Path, str]] = (),
+    *,
+    raw: bytes | None = None,
+    load_defaults: Callable[[Path, str], Loaded] | None = None,
 ) -> Loaded:
     """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
 
@@ -97,12 +102,16 @@ def load_config(
     defaults file, the more it wins; the config's own values win over all. The first
     file that cannot be loaded (the config, then its defaults from the nearest out)
     gives the problems.
+
+    ``raw`` is the config's bytes when the caller has read them already (checked as
+    a file's are); ``load_defaults`` loads a defaults file (default: :func:`load_file`),
+    so that a batch can load each one once for all its configs.
     """
-    loaded = load_file(path, name)
+    loaded = load_file(path, name) if raw is None else load_bytes(raw, name)
     for defaults_path, defaults_name in reversed(defaults):
         if loaded.document is None:
             return loaded
-        under = load_file(defaults_path, defaults_name)
+        under = (load_defaults or load_file)(defaults_path, defaults_name)
         if under.document is None:
             return under
         loaded = Loaded(merge_defaults(under.document, loaded.document))
