@@ -98,6 +98,42 @@ def test_a_config_given_as_bytes_is_checked_as_a_file_is(tmp_path):
     assert [problem.line for problem in not_utf8.errors] == [1]
 
 
+def test_a_batch_parses_each_defaults_file_once(tmp_path):
+    """Six configs under one defaults.yaml: the batch opens it once, and every config
+    still has its values. Counted by the ``open`` audit events of a child process (an
+    audit hook cannot be removed from the process that adds it)."""
+    write(tmp_path / "defaults.yaml", "dag:\n  tags: [team]\n")
+    for index in range(6):
+        write(tmp_path / f"demo{index}.yaml", VALID.replace("demo", f"demo{index}"))
+    code = textwrap.dedent(
+        f"""
+        import os
+        import sys
+        from pathlib import Path
+        from dagfactory.build import compile_batch
+        from dagfactory.configs import discover
+
+        opened = []
+
+        def count(event, args):
+            if event == "open" and isinstance(args[0], (str, os.PathLike)):
+                if os.path.basename(os.fspath(args[0])) == "defaults.yaml":
+                    opened.append(args[0])
+
+        configs = discover([Path({str(tmp_path)!r})])
+        sys.addaudithook(count)
+        batch = compile_batch(configs, jobs=1)
+        assert batch.problems == [], batch.problems
+        print(len(batch.pipelines), {{p.dag.tags for p in batch.pipelines}}, len(opened))
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["6", "{('team',)}", "1"]
+
+
 def test_defaults_above_the_root_are_ignored(tmp_path):
     write(tmp_path / "defaults.yaml", "dag:\n  default_args: {owner: outside}\n")
     config = write(tmp_path / "inner" / "demo.yaml", VALID)
