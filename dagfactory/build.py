@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dagfactory.compile import Compiled, compile_config
+from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
 from dagfactory.output.plan import digest, output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
-    from dagfactory.compile.spec import Pipeline
+    from dagfactory.compile.pipeline import Pipeline
 
 # Below this many configs to compile, starting worker processes costs more than it saves.
 PARALLEL_MIN_CONFIGS = 200
@@ -71,7 +71,9 @@ class Rendered:
         return self.config.name
 
     @classmethod
-    def of(cls, config: ConfigSource, compiled: Compiled) -> Rendered:
+    def of(cls, config: ConfigSource, compilation: Compilation) -> Rendered:
+        """A config that compiled: its warnings are the compilation's problems."""
+        compiled = compilation.compiled
         content = compiled.content
         return cls(
             config,
@@ -81,7 +83,7 @@ class Rendered:
             compiled.dag_id_column,
             None if content is None else digest(content.encode()),
             compiled.pipeline.code_modules,
-            compiled.warnings,
+            compilation.problems,
             compiled.content,
             compiled.pipeline,
         )
@@ -161,15 +163,15 @@ def compile_batch(
         render,
     )
     for done, (index, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
-        if isinstance(outcome, Compiled):
+        if outcome.compiled is not None:
             results[index] = Rendered.of(configs[index], outcome)
-            if outcome.content is not None:
+            if outcome.compiled.content is not None:
                 if index in keys:
                     cache.put(keys[index], _entry(outcome))
                 if on_rendered is not None:
                     results[index] = on_rendered(results[index])
         else:
-            results[index] = outcome
+            results[index] = list(outcome.problems)
         if on_progress is not None:
             on_progress(done, len(pending))
     return _gather(results)
@@ -247,7 +249,8 @@ def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
     return f"{name}\0{cache.digest_of(path)}".encode("utf-8", "surrogateescape")
 
 
-def _entry(compiled: Compiled) -> CacheEntry:
+def _entry(compilation: Compilation) -> CacheEntry:
+    compiled = compilation.compiled
     return CacheEntry(
         compiled.dag_id,
         compiled.dag_id_line,
@@ -255,7 +258,7 @@ def _entry(compiled: Compiled) -> CacheEntry:
         digest(compiled.content.encode()),
         recorded_inputs(compiled.inputs),
         compiled.pipeline.code_modules,
-        tuple(_fields(warning) for warning in compiled.warnings),
+        tuple(_fields(warning) for warning in compilation.problems),
     )
 
 
@@ -277,8 +280,12 @@ def _problem(fields: list) -> Problem:
 
 
 def _compile_one(
-    config: ConfigSource, recorded_as: str, templates: Path | None, render: bool
-) -> Compiled | list[Problem]:
+    config: ConfigSource,
+    recorded_as: str,
+    templates: Path | None,
+    render: bool,
+    defaults_documents: DefaultsDocuments,
+) -> Compilation:
     return compile_config(
         config.path,
         config.name,
@@ -286,6 +293,7 @@ def _compile_one(
         templates,
         recorded_as,
         render=render,
+        defaults_documents=defaults_documents,
     )
 
 
@@ -295,10 +303,18 @@ def _compile_all(
     jobs: int,
     templates: Path | None,
     render: bool,
-) -> Iterator[Compiled | list[Problem]]:
-    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
-    compile_one = functools.partial(_compile_one, templates=templates, render=render)
+) -> Iterator[Compilation]:
+    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes.
+
+    Each defaults file is loaded once for the batch (in a worker, once for each chunk).
+    """
     if jobs <= 1 or len(configs) <= 1:
+        compile_one = functools.partial(
+            _compile_one,
+            templates=templates,
+            render=render,
+            defaults_documents=DefaultsDocuments(),
+        )
         yield from map(compile_one, configs, recorded_as)
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
@@ -315,7 +331,7 @@ def _compile_all(
         # A window of chunks in flight, not all of them (as executor.map would): the
         # results of chunks the caller has not taken yet, their files' texts, wait in
         # memory, and the caller (writing files) is often slower than the workers.
-        window: deque[Future[list[Compiled | list[Problem]]]] = deque()
+        window: deque[Future[list[Compilation]]] = deque()
         for chunk in chunks:
             window.append(executor.submit(_compile_chunk, *chunk, templates, render))
             if len(window) > jobs * CHUNKS_IN_FLIGHT_PER_JOB:
@@ -329,9 +345,10 @@ def _compile_chunk(
     recorded_as: list[str],
     templates: Path | None,
     render: bool,
-) -> list[Compiled | list[Problem]]:
+) -> list[Compilation]:
     """:func:`_compile_one` of each config, in a worker: one round trip for several."""
+    defaults_documents = DefaultsDocuments()
     return [
-        _compile_one(config, name, templates, render)
+        _compile_one(config, name, templates, render, defaults_documents)
         for config, name in zip(configs, recorded_as, strict=True)
     ]

@@ -90,14 +90,6 @@ class Problem:
         return f"{self.where}: {self.severity}: {self.text}"
 
 
-class ConfigError(Exception):
-    """Raised while loading a config, with every problem found in it."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(map(str, problems)))
-        self.problems = sorted(problems, key=Problem.sort_key)
-
-
 class DagfactoryError(Exception):
     """A problem that ends a command at once; it knows its exit code, as click's do."""
 

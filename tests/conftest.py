@@ -93,9 +93,9 @@ def compile_yaml(
 ) -> Compiled | list[str]:
     """A config text through the one compile path: the result, or every problem as printed."""
     result = compile_text(textwrap.dedent(text), name, templates)
-    if isinstance(result, list):
-        return [str(problem) for problem in result]
-    return result
+    if result.compiled is None:
+        return [str(problem) for problem in result.problems]
+    return result.compiled
 
 
 def compiled(

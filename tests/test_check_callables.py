@@ -158,7 +158,7 @@ def test_the_committed_project_names_callables_and_they_all_hold():
         for config in discover([Path("configs")])
         for reference in compile_config(
             config.path, config.name, config.defaults
-        ).references
+        ).compiled.references
     ]
     assert len(named) == 11  # every kind: steps, trainers, a callback, publish
     result = dagfactory("check", "--format", "json")

@@ -25,7 +25,7 @@ def problems(schedule: str) -> list[str]:
         "  start_date: 2024-01-01\n",
         f"  start_date: 2024-01-01\n  schedule: {schedule}\n  max_active_runs: 1\n",
     )
-    return [str(problem) for problem in validate(load_text(text, "c.yaml"))]
+    return [str(problem) for problem in validate(load_text(text, "c.yaml").document)]
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ def test_the_error_is_where_the_schedule_is_written():
         "  start_date: 2024-01-01\n",
         '  start_date: 2024-01-01\n  schedule:\n      "0 0 * 13 *"\n',
     )
-    found = [str(problem) for problem in validate(load_text(text, "c.yaml"))]
+    found = [str(problem) for problem in validate(load_text(text, "c.yaml").document)]
     assert found == [
         "c.yaml:5:7: error: dag.schedule: month 13 is out of range 1-12"
         " (field 4 of '0 0 * 13 *')"

@@ -178,7 +178,7 @@ def validate_problems(schedule: str) -> list[str]:
     )
     return [
         problem.message
-        for problem in validate(load_text(text, "c.yaml"))
+        for problem in validate(load_text(text, "c.yaml").document)
         if problem.spec_path == ("dag", "schedule")
     ]
 

@@ -14,11 +14,12 @@ import pytest
 
 from conftest import ROOT, VALID, compile_yaml, compiled, cut_to, dagfactory
 from dagfactory.build import compile_batch
-from dagfactory.compile.load import load_config, load_text
+from dagfactory.compile import compile_config, compile_text
+from dagfactory.compile.load import MAX_BYTES, load_config, load_text
 from dagfactory.compile.render import render_pipeline
 from dagfactory.compile.vocabulary import matrix_task_ids
 from dagfactory.configs import discover
-from dagfactory.problems import ConfigError, TemplateError
+from dagfactory.problems import TemplateError
 
 
 def pipeline_of(text: str):
@@ -84,11 +85,61 @@ def test_errors_point_into_the_defaults_file(tmp_path):
     ]
 
 
+def test_a_config_given_as_bytes_is_checked_as_a_file_is(tmp_path):
+    """Bytes a caller has read already are compiled as the file would be, never read again."""
+    unread = tmp_path / "not-there.yaml"
+    result = compile_config(unread, "c.yaml", raw=VALID.encode())
+    assert result.compiled is not None and result.compiled.dag_id == "demo"
+    too_big = compile_config(unread, "c.yaml", raw=b"#" * (MAX_BYTES + 1))
+    assert [str(problem) for problem in too_big.problems] == [
+        f"c.yaml:1:1: error: (top level): file is {MAX_BYTES + 1:,} bytes;"
+        f" configs are limited to {MAX_BYTES:,} bytes"
+    ]
+    not_utf8 = compile_config(unread, "c.yaml", raw=b"a: \xff\n")
+    assert [problem.line for problem in not_utf8.errors] == [1]
+
+
+def test_a_batch_parses_each_defaults_file_once(tmp_path):
+    """Six configs under one defaults.yaml: the batch opens it once, and every config
+    still has its values. Counted by the ``open`` audit events of a child process (an
+    audit hook cannot be removed from the process that adds it)."""
+    write(tmp_path / "defaults.yaml", "dag:\n  tags: [team]\n")
+    for index in range(6):
+        write(tmp_path / f"demo{index}.yaml", VALID.replace("demo", f"demo{index}"))
+    code = textwrap.dedent(
+        f"""
+        import os
+        import sys
+        from pathlib import Path
+        from dagfactory.build import compile_batch
+        from dagfactory.configs import discover
+
+        opened = []
+
+        def count(event, args):
+            if event == "open" and isinstance(args[0], (str, os.PathLike)):
+                if os.path.basename(os.fspath(args[0])) == "defaults.yaml":
+                    opened.append(args[0])
+
+        configs = discover([Path({str(tmp_path)!r})])
+        sys.addaudithook(count)
+        batch = compile_batch(configs, jobs=1)
+        assert batch.problems == [], batch.problems
+        print(len(batch.pipelines), {{p.dag.tags for p in batch.pipelines}}, len(opened))
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["6", "{('team',)}", "1"]
+
+
 def test_defaults_above_the_root_are_ignored(tmp_path):
     write(tmp_path / "defaults.yaml", "dag:\n  default_args: {owner: outside}\n")
     config = write(tmp_path / "inner" / "demo.yaml", VALID)
     (source,) = discover([config])
-    doc = load_config(source.path, source.name, source.defaults)
+    doc = load_config(source.path, source.name, source.defaults).document
     assert "default_args" not in doc.data["dag"]
 
 
@@ -150,9 +201,9 @@ def test_a_defaults_env_value_the_config_overrides_is_not_read_into_the_dag(
 
 def test_unset_env_value_is_an_error(monkeypatch):
     monkeypatch.delenv("DF_TEST_MISSING", raising=False)
-    with pytest.raises(ConfigError) as caught:
-        load_text("a:\n  b: !env ${DF_TEST_MISSING}\n", "c.yaml")
-    assert str(caught.value.problems[0]) == (
+    loaded = load_text("a:\n  b: !env ${DF_TEST_MISSING}\n", "c.yaml")
+    assert loaded.document is None
+    assert str(loaded.problems[0]) == (
         "c.yaml:2:6: error: a.b: the environment variable DF_TEST_MISSING is not set;"
         " set it, or give a fallback: ${DF_TEST_MISSING:-default}"
     )
@@ -523,9 +574,9 @@ NEEDS_A_LOGICAL_DATE = VALID.replace(
 
 
 def test_templates_undefined_without_a_logical_date_are_warnings(tmp_path):
-    result = compile_yaml(NEEDS_A_LOGICAL_DATE)
-    assert not isinstance(result, list)  # a warning does not stop the config
-    assert [str(warning) for warning in result.warnings] == [
+    result = compile_text(NEEDS_A_LOGICAL_DATE, "c.yaml")
+    assert result.compiled is not None  # a warning does not stop the config
+    assert [str(warning) for warning in result.problems] == [
         "c.yaml:6:17: warning: download.bash_command: {{ ds }} is undefined in a run"
         " without a logical date (a manual run from the UI or the REST API), which then"
         " fails; write {{ dag_run.run_after | ds }} instead",
@@ -546,8 +597,9 @@ def test_templates_undefined_without_a_logical_date_are_warnings(tmp_path):
     ],
 )
 def test_templates_every_run_defines_are_not_warned_about(template):
-    result = compile_yaml(VALID.replace("echo hello", f'"echo {template}"'))
-    assert result.warnings == (), result.warnings
+    result = compile_text(VALID.replace("echo hello", f'"echo {template}"'), "c.yaml")
+    assert result.compiled is not None
+    assert result.problems == (), result.problems
 
 
 def test_warnings_are_printed_in_every_command_and_also_from_the_cache(tmp_path):

@@ -182,8 +182,9 @@ def test_a_callable_from_a_defaults_file_is_located_in_that_file(tmp_path: Path)
         HEAD + "trainers:\n  group_id: t\n  models:\n    - task_id: a\n" + CHOOSER
     )
     (source,) = discover([tmp_path])
-    result = compile_config(source.path, source.name, source.defaults)
-    assert not isinstance(result, list), result
+    compilation = compile_config(source.path, source.name, source.defaults)
+    result = compilation.compiled
+    assert result is not None, compilation
     (reference,) = result.references
     assert (reference.file, reference.line, reference.column) == (
         defaults.as_posix(),

@@ -24,9 +24,9 @@ SEED = 20261204
 MUTANTS = 6000
 
 DOCUMENTS = [
-    load_config(config.path, config.name, config.defaults).data
+    load_config(config.path, config.name, config.defaults).document.data
     for config in discover([ROOT / "configs"])
-] + [load_text(VALID, "valid.yaml").data]
+] + [load_text(VALID, "valid.yaml").document.data]
 
 # Values of every JSON type, and text that some of the schema's patterns and enums take.
 REPLACEMENTS: list[Any] = [

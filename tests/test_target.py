@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import VALID, compile_yaml, dagfactory
+from conftest import VALID, dagfactory
+from dagfactory.compile import compile_text
 from dagfactory.compile.load import load_text
 from dagfactory.compile.schema import spec_schema
 from dagfactory.compile.target import SUPPORTED_AIRFLOW, version
@@ -15,7 +16,7 @@ PORTABLE_DS = '"echo {{ dag_run.run_after | default(dag_run.logical_date) | ds }
 
 
 def problems(text: str) -> list[str]:
-    return [str(problem) for problem in validate(load_text(text, "c.yaml"))]
+    return [str(problem) for problem in validate(load_text(text, "c.yaml").document)]
 
 
 def config(target: str | None, command: str = "echo hello", rule: str = "") -> str:
@@ -62,9 +63,9 @@ def test_the_logical_date_warning_suggests_what_the_target_can_run():
         ("2.11", "{{ dag_run.run_after | default(dag_run.logical_date) | ds }}"),
         ("3.1", "{{ dag_run.run_after | ds }}"),
     ]:
-        result = compile_yaml(config(target, needs_a_date))
-        assert not isinstance(result, list), result
-        [warning] = result.warnings
+        result = compile_text(config(target, needs_a_date), "c.yaml")
+        assert result.compiled is not None, result
+        [warning] = result.problems
         assert str(warning).endswith(f"which then fails; write {fix} instead")
 
 

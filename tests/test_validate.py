@@ -14,7 +14,7 @@ from dagfactory.compile.validate import validate
 
 
 def problems(text: str) -> list[str]:
-    return [str(error) for error in validate(load_text(text, "c.yaml"))]
+    return [str(error) for error in validate(load_text(text, "c.yaml").document)]
 
 
 def edit(old: str, new: str) -> str:

@@ -6,7 +6,7 @@ a worker. ``dagfactory check`` imports each reference listed here and binds what
 generated code passes to its signature, and reports what does not fit at the line and
 column where the reference is written.
 
-The arguments are read from the spec (:mod:`.spec`), which has already applied the
+The arguments are read from the spec (:mod:`.pipeline`), which has already applied the
 trainers' group defaults and expanded ``count`` and ``matrix``: they are exactly what
 the template renders. What each generated helper adds (``templates/dag.py.j2``): a step
 (``_call``) and a trainer (``_train``) pass their ``op_kwargs`` as keyword arguments;
@@ -24,8 +24,8 @@ from dagfactory.compile.vocabulary import CALLBACK_KEYS
 from dagfactory.problems import Problem, SpecPath
 
 if TYPE_CHECKING:
-    from dagfactory.compile.load import Document
-    from dagfactory.compile.spec import Pipeline, Step, Trainers
+    from dagfactory.compile.document import Document
+    from dagfactory.compile.pipeline import Pipeline, Step, Trainers
 
 # What ``_publish`` adds to a publish step's own op_kwargs.
 PUBLISH_KEYWORDS = ("task_id", "value")

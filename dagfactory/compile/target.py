@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from dagfactory.compile.load import Document, walk
+from dagfactory.compile.document import Document, walk
 from dagfactory.problems import Problem
 
 # The Airflow versions the compatibility run proves, oldest first.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagfactory.compile import Compiled, compile_config
+from dagfactory.compile import Compilation, compile_config
 from dagfactory.compile.header import recorded_source
 from dagfactory.compile.references import Reference
 from dagfactory.configs import ConfigSource, display_name
@@ -81,15 +81,15 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
         if not config.is_file():
             problems += [_stale(path, display_name(config)) for path in paths]
             continue
-        compiled = _compile(config)
-        if isinstance(compiled, list):
-            problems += compiled
+        compilation = _compile(config)
+        if compilation.compiled is None:
+            problems += compilation.problems
         else:
-            references += compiled.references
+            references += compilation.compiled.references
     return references, problems
 
 
-def _compile(config: Path) -> Compiled | list[Problem]:
+def _compile(config: Path) -> Compilation:
     """The config as ``render`` compiled it: the defaults files of its project
     (:mod:`dagfactory.project`) down to its folder; problems named as a render names them."""
     name = display_name(config)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from dagfactory.compile.spec import Pipeline, Step
+from dagfactory.compile.pipeline import Pipeline, Step
 from dagfactory.output.writer import write_atomic
 from dagfactory.problems import SetupError, UsageError
 

@@ -54,9 +54,9 @@ def starter_files(dag_id: str, config: Path, out_dir: Path) -> dict[Path, str]:
         "out": out_dir.as_posix(),
     }
     text = _TEMPLATES.joinpath("starter.yaml").read_text("utf-8").format(**fields)
-    compiled = compile_text(text, str(config))  # it must render, not only validate
-    if isinstance(compiled, list):
-        problems = "; ".join(problem.message for problem in compiled)
+    compilation = compile_text(text, str(config))  # it must render, not only validate
+    if compilation.compiled is None:
+        problems = "; ".join(problem.message for problem in compilation.problems)
         raise UsageError(f"{dag_id!r} cannot be a DAG id: {problems}")
     models = _TEMPLATES.joinpath("starter_models.py.txt").read_text("utf-8")
     files = {

@@ -1,0 +1,241 @@
+"""The typed spec of one pipeline: the single input of :mod:`.render`, built by :mod:`.spec`.
+
+Frozen dataclasses with every default applied, every type final, every decision made
+(which helper each task runs and with which arguments, which variable it is bound to,
+which imports the file needs): the template lays them out and decides nothing. Also
+what ``graph`` draws and ``check`` reads the callables from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from dagfactory.compile.text import UserText
+from dagfactory.compile.vocabulary import DEFAULTS, as_text
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The variable a task is bound to in the generated file.
+
+    It is the task id, as reviewers and ruff's AIR001 expect, when the task id is a
+    plain Python name that is free; otherwise the task's role (``download``,
+    ``chooser``...), and the line says why it differs. Only such a checked name is
+    ever printed into code outside a literal.
+    """
+
+    name: str
+    is_task_id: bool
+
+    @property
+    def comment(self) -> str:
+        """What follows the opening line: nothing, or why ruff's AIR001 may not apply."""
+        return (
+            ""
+            if self.is_task_id
+            else "  # noqa: AIR001 (the task id is not a free Python name)"
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """A task running a bash command, or a generated helper (``runner``) that calls user code.
+
+    ``runner_kwargs`` are the helper's keyword arguments: the ``module:function`` to
+    call, its own keyword arguments and whatever else that helper needs.
+    """
+
+    task_id: str
+    bash_command: str | None = None
+    python_callable: str | None = None
+    op_kwargs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    runner: str = "_call"
+    runner_kwargs: dict[str, Any] = field(default_factory=dict)
+    binding: Binding | None = None  # None inside the trainers group or a list
+
+    @property
+    def binding_comment(self) -> str:
+        return self.binding.comment if self.binding is not None else ""
+
+    @property
+    def doc_md(self) -> str | None:
+        """What the task's page in Airflow's UI says it runs (its operator runs a helper)."""
+        if self.python_callable is None:
+            return None
+        return UserText(f"Calls `{self.python_callable}`.")
+
+    @property
+    def bash_env(self) -> dict[str, str]:
+        """A bash step's keyword arguments, as environment variables (text)."""
+        return {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+
+
+@dataclass(frozen=True)
+class Trainers:
+    """The TaskGroup of trainers, all pushing their metric under ``xcom_key``."""
+
+    group_id: str
+    xcom_key: str
+    models: tuple[Step, ...]
+    mapped_task_id: str | None = None  # set when rendered with dynamic task mapping
+
+    @property
+    def task_ids(self) -> list[str]:
+        """Full task ids, as Airflow names tasks inside a group."""
+        return [UserText(f"{self.group_id}.{model.task_id}") for model in self.models]
+
+    @property
+    def pull_task_ids(self) -> str | list[str]:
+        """What the chooser pulls from: the one mapped task, or every trainer."""
+        if self.mapped_task_id:
+            return UserText(f"{self.group_id}.{self.mapped_task_id}")
+        return self.task_ids
+
+
+@dataclass(frozen=True)
+class Chooser:
+    """Pulls every trainer's metric, keeps the best by ``mode`` and pushes it under ``push_key``."""
+
+    task_id: str
+    xcom_key: str
+    mode: Literal["max", "min"]
+    push_key: str
+    pull_task_ids: str | list[str]
+    map_count: int | None = None  # how many map indexes, when trainers are mapped
+    metric: str | None = None
+    threshold: float | None = None
+    branch_task_id: str = DEFAULTS["chooser", "branch_task_id"]
+    on_pass: Step | None = None
+    on_fail: Step | None = None
+    binding: Binding = Binding("chooser", False)
+    branch_binding: Binding = Binding("check_threshold", False)
+
+    @property
+    def op_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``_choose`` (``map_count`` only for mapped trainers, ``metric``
+        only when trainers return mappings)."""
+        metric = {} if self.metric is None else {"metric": self.metric}
+        mapped = {} if self.map_count is None else {"map_count": self.map_count}
+        return {
+            "task_ids": self.pull_task_ids,
+            **mapped,
+            "xcom_key": self.xcom_key,
+            **metric,
+            "mode": self.mode,
+            "push_key": self.push_key,
+        }
+
+    @property
+    def branch_kwargs(self) -> dict[str, Any]:
+        """The arguments of ``_branch``, which follows on_pass or on_fail."""
+        return {
+            "chooser_task_id": self.task_id,
+            "push_key": self.push_key,
+            "mode": self.mode,
+            "threshold": self.threshold,
+            "on_pass": self.on_pass.task_id if self.on_pass else None,
+            "on_fail": self.on_fail.task_id if self.on_fail else None,
+        }
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    dag_id: str
+    description: str | None
+    schedule: str | timedelta | None
+    start_date: datetime
+    catchup: bool
+    tags: tuple[str, ...]
+    default_args: dict[str, Any]
+    assets: tuple[str, ...] = ()  # the schedule, when the DAG runs on asset updates
+    end_date: datetime | None = None
+    max_active_runs: int | None = None
+    max_active_tasks: int | None = None
+    dagrun_timeout: timedelta | None = None
+    params: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # name -> Param keywords
+    doc_md: str | None = None
+    owner_links: dict[str, str] = field(default_factory=dict)
+    callbacks: dict[str, str] = field(
+        default_factory=dict
+    )  # argument name -> module:function
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One config, normalised: the single input of the renderer."""
+
+    source: str
+    dag: DagSettings
+    downloads: tuple[Step, ...]
+    trainers: Trainers
+    chooser: Chooser
+    publish: Step | None = None
+
+    @property
+    def download_name(self) -> str:
+        """The variable of the download task, or of the list of them."""
+        if len(self.downloads) == 1:
+            return self.downloads[0].binding.name
+        return "download"
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step outside the trainers group."""
+        extra = [self.chooser.on_pass, self.chooser.on_fail, self.publish]
+        return [*self.downloads, *(step for step in extra if step is not None)]
+
+    @property
+    def operators(self) -> set[str]:
+        """The operator classes the DAG file needs to import."""
+        steps = [*self.steps, *self.trainers.models]
+        used = {"PythonOperator"}
+        if any(step.bash_command is not None for step in steps):
+            used.add("BashOperator")
+        if self.chooser.threshold is not None:
+            used.add("BranchPythonOperator")
+        return used
+
+    @property
+    def python_trainers(self) -> bool:
+        """Whether any trainer calls a ``module:function`` (and so needs ``_train``)."""
+        return any(model.python_callable for model in self.trainers.models)
+
+    @property
+    def python_steps(self) -> bool:
+        """Whether a step outside the trainers group calls a ``module:function``."""
+        return any(step.python_callable for step in self.steps)
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:
+        """The top-level modules of the user code the DAG imports when its tasks run, sorted."""
+        refs = [
+            step.python_callable
+            for step in [*self.steps, *self.trainers.models]
+            if step.python_callable
+        ]
+        refs += self.dag.callbacks.values()
+        return tuple(sorted({ref.partition(":")[0].split(".")[0] for ref in refs}))
+
+    @property
+    def loads_callables(self) -> bool:
+        """Whether the file imports user code when a task runs (and so needs ``_load``)."""
+        return bool(self.python_trainers or self.python_steps or self.dag.callbacks)
+
+    @property
+    def uses_timedelta(self) -> bool:
+        values = [
+            self.dag.schedule,
+            self.dag.dagrun_timeout,
+            *self.dag.default_args.values(),
+            *(
+                value
+                for step in [*self.steps, *self.trainers.models]
+                for value in step.settings.values()
+            ),
+        ]
+        return any(isinstance(value, timedelta) for value in values)
