@@ -140,3 +140,37 @@ def cut_to(found: list[str], expected: list[str]) -> list[str]:
     return [
         message[: len(prefix)] for message, prefix in zip(found, expected, strict=False)
     ] + found[len(expected) :]
+
+
+STUB_DAGBAG = '''\
+import os
+import runpy
+
+
+class DagBag:
+    """Airflow 2 to 3.1's DagBag: imports each file of the folder, in name order,
+    one ``process_file`` each, as Airflow does; with no import timeout of its own."""
+
+    def __init__(self, dag_folder, include_examples):
+        self.dags = {}
+        self.file_last_changed = {}
+        self.import_errors = {}
+        for name in sorted(os.listdir(dag_folder)):
+            if name.endswith(".py"):
+                self.process_file(os.path.join(dag_folder, name))
+
+    def process_file(self, filepath):
+        runpy.run_path(filepath)
+        self.file_last_changed[filepath] = os.path.getmtime(filepath)
+'''
+
+
+def stub_airflow(folder: Path) -> Path:
+    """A package ``airflow`` with only ``airflow.models.dagbag.DagBag`` (the stub
+    above), under ``folder``; the directory to put first on a child's ``PYTHONPATH``."""
+    package = folder / "stub" / "airflow"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "models" / "__init__.py").write_text("")
+    (package / "models" / "dagbag.py").write_text(STUB_DAGBAG)
+    return package.parent

@@ -4,7 +4,8 @@ They run in a process with Airflow, where loading the compiler (YAML, Jinja, JSO
 Schema) would be paid for nothing: the parent compiled the configs and hands over
 plain data. ``python -X importtime`` names every module a process imports, so the
 child entry is run exactly as the parent runs it (``python -m``), here against a stub
-``airflow`` whose DagBag holds nothing: the child's own imports are what is audited.
+``airflow`` whose DagBag imports the folder's files (none here): the child's own
+imports are what is audited.
 """
 
 from __future__ import annotations
@@ -15,19 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, stub_airflow
 
 NEVER_IN_A_CHILD = ("dagfactory.compile", "yaml", "jinja2", "jsonschema")
-
-STUB_DAGBAG = '''\
-class DagBag:
-    """Airflow 2 to 3.1's DagBag, holding nothing."""
-
-    def __init__(self, dag_folder, include_examples):
-        self.dags = {}
-        self.file_last_changed = {}
-        self.import_errors = {}
-'''
 
 
 def imported(stderr: str) -> set[str]:
@@ -37,16 +28,6 @@ def imported(stderr: str) -> set[str]:
         for line in stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     } - {"imported package"}
-
-
-def stub_airflow(folder: Path) -> Path:
-    """A package ``airflow`` with only ``airflow.models.dagbag.DagBag``."""
-    package = folder / "stub" / "airflow"
-    (package / "models").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "models" / "__init__.py").write_text("")
-    (package / "models" / "dagbag.py").write_text(STUB_DAGBAG)
-    return package.parent
 
 
 def child_env(*paths: Path) -> dict[str, str]:
@@ -64,7 +45,9 @@ def forbidden(modules: set[str]) -> list[str]:
 def test_the_check_child_runs_without_the_compiler(tmp_path):
     dags = tmp_path / "dags"
     dags.mkdir()
-    result, calls, findings = (tmp_path / n for n in ("dagbag.json", "calls", "found"))
+    result, calls, findings, progress = (
+        tmp_path / n for n in ("dagbag.json", "calls", "found", "progress")
+    )
     calls.write_text(
         json.dumps(
             [{"target": "json:dumps", "keywords": [], "positional": 1, "passes": ""}]
@@ -73,7 +56,7 @@ def test_the_check_child_runs_without_the_compiler(tmp_path):
     findings.touch()
     child = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "dagfactory.tools.check_child"]
-        + [str(dags), str(result), str(calls), str(findings)],
+        + [str(dags), str(result), str(calls), str(findings), str(progress), "30"],
         env=child_env(stub_airflow(tmp_path)),
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ that no deprecation warning is raised where the new one exists.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ def dagbag_class() -> type:
     return BundleDagBag
 
 
-def fill_dagbag(folder: str) -> Any:
+def fill_dagbag(folder: str, importing: Callable[[str], None] | None = None) -> Any:
     """A DagBag of ``folder`` with the folder on ``sys.path``, as the DAG processor has it.
+
+    ``importing(path)`` is called as each file's import starts, so that a process that
+    dies or hangs in one is known to have died in that one (``check`` writes it down).
 
     From 3.2 a ``BundleDagBag`` does both; before, the DagBag loads the files and the
     folder is put on the path here (Airflow 3.0 and 3.1 no longer do it themselves, and
@@ -35,7 +39,16 @@ def fill_dagbag(folder: str) -> Any:
     ``run``'s and the compatibility probe) fills a bag.
     """
     bag_class = dagbag_class()
-    if bag_class.__name__ == "BundleDagBag":
+    bundle = bag_class.__name__ == "BundleDagBag"
+    if importing is not None:
+
+        class AnnouncingBag(bag_class):  # type: ignore[misc, valid-type]
+            def process_file(self, filepath: str, *args: Any, **kwargs: Any) -> Any:
+                importing(filepath)
+                return super().process_file(filepath, *args, **kwargs)
+
+        bag_class = AnnouncingBag
+    if bundle:
         return bag_class(dag_folder=folder, bundle_path=Path(folder))
     if folder not in sys.path:
         sys.path.insert(0, folder)

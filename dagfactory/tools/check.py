@@ -7,6 +7,11 @@ the folder's files into the calls their DAG files make, starts the child
 the command line never imports Airflow) and turns the JSON the child writes into
 reports and problems. A misspelled name, a missing module or an ``op_kwargs`` key the
 function does not take is found here, not on a worker at run time.
+
+User code runs at import, and may hang or end the process: each import is bounded
+(``timeout``, Airflow's own ``dagbag_import_timeout`` default), the child is killed when
+it makes no progress for longer than that, and a child that ended before writing its
+result is reported at the file it was importing, never as an empty folder.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dagfactory.compile.references import Reference
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.output.plan import recorded_config
 from dagfactory.problems import Problem
-from dagfactory.tools.airflow import airflow_env, python_with_airflow
+from dagfactory.tools.airflow import ChildExit, airflow_env, python_with_airflow
 
 # Airflow records cycles and duplicate DAG ids as import errors named after the exception.
 KINDS = {
@@ -35,6 +40,12 @@ KINDS = {
 # The child half: fills the DagBag and probes the callables in a process with Airflow.
 CHILD = "dagfactory.tools.check_child"
 LOG_TAIL = 5000
+# Seconds a DAG file's or a callable module's import may take: Airflow's default
+# ``dagbag_import_timeout``.
+IMPORT_TIMEOUT = 30.0
+# Seconds beyond an import's timeout the child may go without progress before it is
+# killed: starting Airflow, and the slack of an alarm the user code held off.
+STALL_GRACE = 60.0
 
 
 @dataclass
@@ -106,11 +117,18 @@ def _stale(path: Path, source: str) -> Problem:
     )
 
 
-def check_folder(folder: Path, references: Sequence[Reference] = ()) -> CheckResult:
-    """What a real Airflow DagBag makes of every file in ``folder``, and of each reference."""
+def check_folder(
+    folder: Path,
+    references: Sequence[Reference] = (),
+    timeout: float = IMPORT_TIMEOUT,
+    stall_grace: float = STALL_GRACE,
+) -> CheckResult:
+    """What a real Airflow DagBag makes of every file in ``folder``, and of each
+    reference; each file's and each module's import bounded by ``timeout`` seconds."""
     with tempfile.TemporaryDirectory(prefix="dagfactory-check-") as home:
         result_file = Path(home, "dagbag.json")
         calls_file, findings_file = Path(home, "calls.json"), Path(home, "findings")
+        progress_file = Path(home, "progress")
         calls = [
             {
                 "target": reference.target,
@@ -122,6 +140,9 @@ def check_folder(folder: Path, references: Sequence[Reference] = ()) -> CheckRes
         ]
         calls_file.write_text(json.dumps(calls), "utf-8")
         findings_file.touch()
+        progress_file.touch()
+        env = airflow_env(Path(home), folder)
+        env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = str(timeout)
         child = python_with_airflow(
             [
                 "-m",
@@ -130,17 +151,54 @@ def check_folder(folder: Path, references: Sequence[Reference] = ()) -> CheckRes
                 str(result_file),
                 str(calls_file),
                 str(findings_file),
+                str(progress_file),
+                str(timeout),
             ],
-            airflow_env(Path(home), folder),
+            env,
+            progress=(progress_file, findings_file),
+            stall_seconds=timeout + stall_grace,
         )
-        log = child.stdout + child.stderr
         if not result_file.exists():
-            return CheckResult([], log, child.returncode)
+            imported = progress_file.read_text("utf-8").splitlines()
+            files = _unfinished(imported, child, timeout + stall_grace)
+            return CheckResult(files, child.log, child.returncode)
         document = json.loads(result_file.read_text("utf-8"))
         findings = findings_file.read_text("utf-8").splitlines()
-    result = CheckResult(_file_reports(document), log, child.returncode)
-    result.callables = _callable_problems(references, findings, child.returncode, log)
+    result = CheckResult(_file_reports(document), child.log, child.returncode)
+    result.callables = _callable_problems(
+        references, findings, _ended(child, timeout + stall_grace), child.log
+    )
     return result
+
+
+def _ended(child: ChildExit, stall_seconds: float) -> str:
+    """``exited with code 0``, ``was killed by signal 11 (Segmentation fault)``, or
+    that it was killed for making no progress."""
+    if child.stalled:
+        return f"made no progress for {stall_seconds:g} s and was killed"
+    if child.returncode < 0:
+        signal_number = -child.returncode
+        return (
+            f"was killed by signal {signal_number} ({signal.strsignal(signal_number)})"
+        )
+    return f"exited with code {child.returncode}"
+
+
+def _unfinished(
+    imported: list[str], child: ChildExit, stall_seconds: float
+) -> list[FileReport]:
+    """The child ended before writing what the DagBag held: the file it was importing,
+    as that file's problem (none when it died before the first; the caller says so)."""
+    if not imported:
+        return []
+    *before, last = imported
+    earlier = f"{_files(len(before))} imported before it, " if before else ""
+    detail = (
+        f"the check's Airflow process {_ended(child, stall_seconds)} while importing "
+        "this file, before it wrote what the DagBag held; not reported: "
+        f"{earlier}the files after it (not imported) and the callables (not checked)"
+    )
+    return [FileReport(display_name(Path(last)), kind="import error", detail=detail)]
 
 
 def _file_reports(document: dict[str, Any]) -> list[FileReport]:
@@ -159,8 +217,12 @@ def _file_reports(document: dict[str, Any]) -> list[FileReport]:
     return reports
 
 
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
 def _callable_problems(
-    references: Sequence[Reference], findings: list[str], exit_code: int, log: str
+    references: Sequence[Reference], findings: list[str], ended: str, log: str
 ) -> list[Problem]:
     """A problem per reference that does not hold; the one the child died on says so."""
     problems = []
@@ -171,11 +233,6 @@ def _callable_problems(
     if len(findings) < len(references):
         fatal = references[len(findings)]
         unchecked = len(references) - len(findings) - 1
-        ended = (
-            f"was killed by signal {-exit_code} ({signal.strsignal(-exit_code)})"
-            if exit_code < 0
-            else f"exited with code {exit_code}"
-        )
         message = (
             f"checking {fatal.target} ended the check: its Python process {ended}"
             + (f"; {unchecked} more callables were not checked" if unchecked else "")

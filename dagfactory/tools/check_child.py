@@ -1,11 +1,17 @@
 """The child half of ``dagfactory check``: runs in a process that has Airflow, never in the CLI's.
 
-``python -m dagfactory.tools.check_child FOLDER RESULT_FILE CALLS_FILE FINDINGS_FILE``
-fills a DagBag from FOLDER as Airflow's DAG processor does (the dags folder on
-``sys.path``) and writes what it holds to RESULT_FILE as JSON; then, in the same process
-and so with the same ``sys.path`` a task has, imports each ``module:function`` that
-CALLS_FILE lists and binds to its signature what the DAG file passes, one JSON line per
-call to FINDINGS_FILE. Files, not stdout: Airflow logs there.
+``python -m dagfactory.tools.check_child FOLDER RESULT_FILE CALLS_FILE FINDINGS_FILE
+PROGRESS_FILE TIMEOUT`` fills a DagBag from FOLDER as Airflow's DAG processor does (the
+dags folder on ``sys.path``; each file's path a line of PROGRESS_FILE as its import
+starts, so that the file a dead or hung process was in is known) and writes what it
+holds to RESULT_FILE as JSON; then, in the same process and so with the same
+``sys.path`` a task has, imports each ``module:function`` that CALLS_FILE lists and
+binds to its signature what the DAG file passes, one JSON line per call to
+FINDINGS_FILE. Files, not stdout: Airflow logs there.
+
+Each import is bounded by TIMEOUT seconds: Airflow bounds each DAG file's with an
+alarm (``dagbag_import_timeout``, which the parent sets to TIMEOUT), and an alarm here
+bounds each callable module's, as the same user code at import would hang either.
 
 It imports Airflow and the standard library, never the compiler (no YAML, templates or
 schema): the parent (:mod:`.check`) compiled the configs and hands over only the calls.
@@ -32,10 +38,21 @@ from dagfactory.tools.airflow_api import fill_dagbag
 LISTED_NAMES = 10
 
 
-def record_dagbag(folder: str, result_file: str) -> None:
+class ImportTimeout(BaseException):
+    """A module's import outlasted its time. A BaseException, so that user code that
+    catches every Exception around what blocks does not swallow it."""
+
+
+def record_dagbag(folder: str, result_file: str, progress_file: str) -> None:
     """Fill a DagBag from ``folder`` and dump what it holds as JSON: per file its DAG
-    ids, and each file's import error."""
-    bag = fill_dagbag(folder)
+    ids, and each file's import error. Each file is a line of ``progress_file`` first."""
+    with open(progress_file, "a", encoding="utf-8") as progress:
+
+        def importing(path: str) -> None:
+            progress.write(str(Path(path).resolve()) + "\n")
+            progress.flush()
+
+        bag = fill_dagbag(folder, importing)
     dags: dict[str, list[str]] = {}
     for dag_id, dag in bag.dags.items():
         dags.setdefault(str(Path(dag.fileloc).resolve()), []).append(dag_id)
@@ -50,12 +67,15 @@ def record_dagbag(folder: str, result_file: str) -> None:
     Path(result_file).write_text(json.dumps(document), "utf-8")
 
 
-def probe_callables(calls_file: str, findings_file: str, folder: str) -> None:
+def probe_callables(
+    calls_file: str, findings_file: str, folder: str, timeout: float
+) -> None:
     """After :func:`record_dagbag`: import each call's function, bind its arguments.
 
     Writes one JSON line per call as soon as it is checked (``null``, or a message and
     its detail), so that a call whose import ends the process is known: the first one
-    without a line. ``folder`` is the dags folder, named when a module is not found.
+    without a line. ``folder`` is the dags folder, named when a module is not found;
+    each module's import ends after ``timeout`` seconds.
     """
     # Filling the DagBag leaves Airflow's SIGSEGV handler in place, which returns to the
     # faulting instruction: an import that crashes Python would fault forever under it.
@@ -63,7 +83,7 @@ def probe_callables(calls_file: str, findings_file: str, folder: str) -> None:
     modules: dict[str, ModuleType | tuple[str, str]] = {}
     with open(findings_file, "a", encoding="utf-8") as findings:
         for call in json.loads(Path(calls_file).read_text("utf-8")):
-            finding = _probe(call, modules, folder)
+            finding = _probe(call, modules, folder, timeout)
             findings.write(json.dumps(finding) + "\n")
             findings.flush()
 
@@ -72,11 +92,12 @@ def _probe(
     call: dict[str, Any],
     modules: dict[str, ModuleType | tuple[str, str]],
     folder: str,
+    timeout: float,
 ) -> tuple[str, str] | None:
     """What goes wrong when a task calls ``call`` (message, detail), or None."""
     module_name, _, function_name = call["target"].partition(":")
     if module_name not in modules:
-        modules[module_name] = _import(module_name, folder)
+        modules[module_name] = _import(module_name, folder, timeout)
     module = modules[module_name]
     if isinstance(module, tuple):
         return module
@@ -98,16 +119,39 @@ def _probe(
     return None
 
 
-def _import(module_name: str, folder: str) -> ModuleType | tuple[str, str]:
+def _import(
+    module_name: str, folder: str, timeout: float
+) -> ModuleType | tuple[str, str]:
     """The module, or what went wrong importing it (message, traceback)."""
     try:
-        return importlib.import_module(module_name)
+        return _import_within(module_name, timeout)
+    except ImportTimeout as exc:
+        return (
+            f"importing {module_name} did not finish within {timeout:g} s: its code "
+            "blocks at import (check's --timeout sets the limit)",
+            _failed(module_name, exc)[1],
+        )
     except ModuleNotFoundError as exc:
         if exc.name and f"{module_name}.".startswith(f"{exc.name}."):
             return _missing(exc.name, exc, folder), ""
         return _failed(module_name, exc)
     except (Exception, SystemExit) as exc:  # the module's own code failed
         return _failed(module_name, exc)
+
+
+def _import_within(module_name: str, seconds: float) -> ModuleType:
+    """``import_module``, ended by :class:`ImportTimeout` after ``seconds``."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise ImportTimeout(f"no import after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _missing(name: str, exc: ModuleNotFoundError, folder: str) -> str:
@@ -174,9 +218,9 @@ def _accepts(signature: inspect.Signature) -> str:
 
 def main(argv: list[str]) -> None:
     """Record the DagBag, then probe the calls: both in this one process."""
-    folder, result_file, calls_file, findings_file = argv
-    record_dagbag(folder, result_file)
-    probe_callables(calls_file, findings_file, folder)
+    folder, result_file, calls_file, findings_file, progress_file, timeout = argv
+    record_dagbag(folder, result_file, progress_file)
+    probe_callables(calls_file, findings_file, folder, float(timeout))
 
 
 if __name__ == "__main__":

@@ -101,13 +101,13 @@ def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
     env = airflow_env(home, dags_folder)
     migrate = python_with_airflow(["-m", "airflow", "db", "migrate"], env)
     if migrate.returncode != 0:
-        return RunResult(dag_id, None, None, [], [], migrate.stdout + migrate.stderr)
+        return RunResult(dag_id, None, None, [], [], migrate.log)
     with tempfile.TemporaryDirectory(prefix="dagfactory-run-") as scratch:
         result_file = Path(scratch, "run.json")
         child = python_with_airflow(
             ["-m", CHILD, dag_id, str(dags_folder.resolve()), str(result_file)], env
         )
-        log = child.stdout + child.stderr
+        log = child.log
         if not result_file.exists():
             return RunResult(dag_id, None, None, [], [], log)
         document = json.loads(result_file.read_text("utf-8"))
