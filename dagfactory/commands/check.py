@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dagfactory.commands.arguments import Command, FromProject
+from dagfactory.commands.arguments import Command, FromProject, positive_int
 from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
 from dagfactory.report import Outcome, Reporter
 
@@ -20,13 +20,21 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="the dags folder to load (default: generated_dags/)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=positive_int,
+        metavar="SECONDS",
+        help="how long the import of one DAG file or one callable's module may take "
+        "before it is reported as blocking (as Airflow's dagbag_import_timeout; "
+        "default: 30)",
+    )
 
 
 def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
-    return check(args.folder)
+    return check(args.folder, timeout=args.timeout)
 
 
-def check(folder: Path) -> Outcome:
+def check(folder: Path, *, timeout: float | None = None) -> Outcome:
     """Load ``folder`` in a real Airflow DagBag, then prove the callables its configs name.
 
     Each file's problems are in its line of the listing (``listed``); the problems of
@@ -39,7 +47,7 @@ def check(folder: Path) -> Outcome:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
     references, config_problems = configured_references(folder)
-    result = check_folder(folder, references)
+    result = check_folder(folder, references, timeout=timeout)
     if not result.files:
         message = (
             f"the Airflow process failed (exit code {result.exit_code})"

@@ -120,11 +120,13 @@ def _stale(path: Path, source: str) -> Problem:
 def check_folder(
     folder: Path,
     references: Sequence[Reference] = (),
-    timeout: float = IMPORT_TIMEOUT,
+    timeout: float | None = None,
     stall_grace: float = STALL_GRACE,
 ) -> CheckResult:
     """What a real Airflow DagBag makes of every file in ``folder``, and of each
-    reference; each file's and each module's import bounded by ``timeout`` seconds."""
+    reference; each file's and each module's import bounded by ``timeout`` seconds
+    (None: :data:`IMPORT_TIMEOUT`, Airflow's own default)."""
+    timeout = IMPORT_TIMEOUT if timeout is None else timeout
     with tempfile.TemporaryDirectory(prefix="dagfactory-check-") as home:
         result_file = Path(home, "dagbag.json")
         calls_file, findings_file = Path(home, "calls.json"), Path(home, "findings")
