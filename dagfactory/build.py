@@ -74,16 +74,32 @@ class Rendered:
     def of(cls, config: ConfigSource, compiled: Compiled) -> Rendered:
         content = compiled.content
         return cls(
-            config,
-            compiled.pipeline.source,
-            compiled.dag_id,
-            compiled.dag_id_line,
-            compiled.dag_id_column,
-            None if content is None else digest(content.encode()),
-            compiled.pipeline.code_modules,
-            compiled.warnings,
-            compiled.content,
-            compiled.pipeline,
+            config=config,
+            recorded_as=compiled.pipeline.source,
+            dag_id=compiled.dag_id,
+            dag_id_line=compiled.dag_id_line,
+            dag_id_column=compiled.dag_id_column,
+            digest=None if content is None else digest(content.encode()),
+            code_modules=compiled.pipeline.code_modules,
+            warnings=compiled.warnings,
+            content=content,
+            pipeline=compiled.pipeline,
+        )
+
+    @classmethod
+    def cached(
+        cls, config: ConfigSource, recorded_as: str, entry: CacheEntry
+    ) -> Rendered:
+        """The config the render cache vouched for: what its entry holds, and no file."""
+        return cls(
+            config=config,
+            recorded_as=recorded_as,
+            dag_id=entry.dag_id,
+            dag_id_line=entry.dag_id_line,
+            dag_id_column=entry.dag_id_column,
+            digest=entry.digest,
+            code_modules=entry.code_modules,
+            warnings=entry.warnings,
         )
 
 
@@ -144,13 +160,7 @@ def compile_batch(
                 out_dir is None
                 or cache.holds(output_path(out_dir, entry.dag_id), entry.digest)
             ):
-                results[index] = Rendered(
-                    configs[index],
-                    names[index],
-                    *entry[:4],
-                    tuple(entry.code_modules),
-                    tuple(_problem(fields) for fields in entry.warnings),
-                )
+                results[index] = Rendered.cached(configs[index], names[index], entry)
     pending = [index for index, result in enumerate(results) if result is None]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     outcomes = _compile_all(
@@ -249,31 +259,14 @@ def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
 
 def _entry(compiled: Compiled) -> CacheEntry:
     return CacheEntry(
-        compiled.dag_id,
-        compiled.dag_id_line,
-        compiled.dag_id_column,
-        digest(compiled.content.encode()),
-        recorded_inputs(compiled.inputs),
-        compiled.pipeline.code_modules,
-        tuple(_fields(warning) for warning in compiled.warnings),
+        dag_id=compiled.dag_id,
+        dag_id_line=compiled.dag_id_line,
+        dag_id_column=compiled.dag_id_column,
+        digest=digest(compiled.content.encode()),
+        inputs=recorded_inputs(compiled.inputs),
+        code_modules=compiled.pipeline.code_modules,
+        warnings=compiled.warnings,
     )
-
-
-def _fields(problem: Problem) -> tuple:
-    """A problem as the cache's JSON keeps it."""
-    return (
-        problem.file,
-        problem.line,
-        problem.column,
-        problem.spec_path,
-        problem.message,
-        problem.severity,
-    )
-
-
-def _problem(fields: list) -> Problem:
-    file, line, column, spec_path, message, severity = fields
-    return Problem(file, line, column, tuple(spec_path), message, severity)
 
 
 def _compile_one(

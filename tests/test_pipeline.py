@@ -181,6 +181,53 @@ def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
     )
 
 
+def test_a_cache_file_of_another_shape_is_an_empty_cache(tmp_path):
+    """The old positional records, and entries or file records with a key missing, a
+    value of the wrong type or a list cut short: each is a cache with nothing in it."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text(VALID, "utf-8")
+    assert dagfactory("render", "configs", "--out", "out", cwd=tmp_path).returncode == 0
+    output = tmp_path / "out" / "demo.py"
+    rendered = output.read_text()
+    saved = json.loads((tmp_path / CACHE_FILE).read_text())
+    ((key, entry),) = saved["entries"].items()
+    name = os.path.join("configs", "demo.yaml")
+    stat = (tmp_path / name).stat()
+    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    record = {
+        "stat": dict(
+            zip(("size", "mtime_ns", "ctime_ns", "inode"), signature, strict=True)
+        )
+    }
+    positional = [*list(entry.values())[:4], {}, [], []]
+
+    def shape(entries: dict, files: dict) -> dict:
+        return {"entries": entries, "files": files}
+
+    shapes = [
+        shape({key: positional}, {name: [*signature, "0" * 64]}),
+        shape({}, {name: signature}),  # its stat matches: the old code read [4]
+        shape({}, {name: record}),
+        shape({}, {name: {**record, "digest": 7}}),
+        shape({}, {name: {"stat": signature, "digest": "0" * 64}}),
+        shape({key: {k: v for k, v in entry.items() if k != "digest"}}, {}),
+        shape({key: {**entry, "dag_id_line": "1"}}, {}),
+        shape({key: {**entry, "code_modules": "ml_demo"}}, {}),
+        shape(
+            {key: {**entry, "warnings": [["demo.yaml", 1, 1, [], "x", "warning"]]}}, {}
+        ),
+        shape({key: {**entry, "inputs": {"env": ["HOME"]}}}, {}),
+        shape({key: entry}, []),
+        shape([entry], {}),
+    ]
+    for broken in shapes:
+        (tmp_path / CACHE_FILE).write_text(json.dumps(broken), "utf-8")
+        output.unlink()
+        result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
+        assert result.returncode == 0, (broken, result.stderr)
+        assert output.read_text() == rendered
+
+
 def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read(
     tmp_path, monkeypatch
 ):
