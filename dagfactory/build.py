@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 
 from dagfactory.compile import Compiled, compile_config
 from dagfactory.configs import ConfigSource, display_name
+from dagfactory.files import digest
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
-from dagfactory.output.plan import digest, output_path, recorded_name
+from dagfactory.output.plan import output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:

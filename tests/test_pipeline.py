@@ -13,9 +13,10 @@ from test_cli import dagfactory
 from conftest import VALID
 from dagfactory.build import compile_batch
 from dagfactory.configs import discover
+from dagfactory.files import digest
 from dagfactory.output import cache as cache_module
 from dagfactory.output.cache import CACHE_FILE, RenderCache
-from dagfactory.output.plan import Action, digest, plan_render
+from dagfactory.output.plan import Action, plan_render
 from dagfactory.output.writer import apply
 
 

@@ -35,8 +35,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagfactory.output.plan import digest
-from dagfactory.output.writer import write_atomic
+from dagfactory.files import digest, write_atomic
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import os
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
@@ -45,11 +44,6 @@ _IGNORE_HEADER = (
     f"{GENERATED_MARKER}: the code your configs call, which Airflow must not parse as\n"
     "# DAG files. `dagfactory render` keeps this file: do not edit it.\n"
 )
-
-
-def digest(data: bytes) -> str:
-    """The SHA-256 of ``data``, in hex: how outputs (and a config's inputs) are recognised."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def output_path(out_dir: Path, dag_id: str) -> Path:
