@@ -26,6 +26,7 @@ from dagfactory.output.plan import output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
+    from dagfactory.compile.render import TemplateCache
     from dagfactory.compile.spec import Pipeline
 
 # Below this many configs to compile, starting worker processes costs more than it saves.
@@ -130,6 +131,7 @@ def compile_batch(
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
     templates: Path | None = None,
+    template_cache: TemplateCache | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_rendered: Callable[[Rendered], Rendered] | None = None,
     render: bool = True,
@@ -140,7 +142,8 @@ def compile_batch(
     taken from it (with ``out_dir``: only if its DAG file there is current, else it is
     compiled for its content), and every config compiled is recorded in it. Without
     ``render``, no DAG file is rendered, so none is recorded: an entry vouches for
-    the digest of its file.
+    the digest of its file. ``template_cache`` (handed to every worker) keeps the
+    compiled template for later processes.
     ``on_progress(done, total)`` is called as each config to compile is done, and
     ``on_rendered`` with each config rendered, in config order, as it comes: what it
     returns is kept in the batch instead (so a large batch need not hold every file).
@@ -168,8 +171,12 @@ def compile_batch(
         [configs[i] for i in pending],
         [names[i] for i in pending],
         jobs,
-        templates,
-        render,
+        functools.partial(
+            _compile_one,
+            templates=templates,
+            template_cache=template_cache,
+            render=render,
+        ),
     )
     for done, (index, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if isinstance(outcome, Compiled):
@@ -271,7 +278,12 @@ def _entry(compiled: Compiled) -> CacheEntry:
 
 
 def _compile_one(
-    config: ConfigSource, recorded_as: str, templates: Path | None, render: bool
+    config: ConfigSource,
+    recorded_as: str,
+    *,
+    templates: Path | None,
+    template_cache: TemplateCache | None,
+    render: bool,
 ) -> Compiled | list[Problem]:
     return compile_config(
         config.path,
@@ -280,18 +292,24 @@ def _compile_one(
         templates,
         recorded_as,
         render=render,
+        template_cache=template_cache,
     )
+
+
+CompileOne = Callable[[ConfigSource, str], "Compiled | list[Problem]"]
 
 
 def _compile_all(
     configs: list[ConfigSource],
     recorded_as: list[str],
     jobs: int,
-    templates: Path | None,
-    render: bool,
+    compile_one: CompileOne,
 ) -> Iterator[Compiled | list[Problem]]:
-    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes."""
-    compile_one = functools.partial(_compile_one, templates=templates, render=render)
+    """``compile_one`` of each config, in order, on ``jobs`` worker processes.
+
+    ``compile_one`` (a :func:`_compile_one` with every setting bound) is sent to each
+    worker with its chunk: a worker knows nothing it is not handed.
+    """
     if jobs <= 1 or len(configs) <= 1:
         yield from map(compile_one, configs, recorded_as)
         return
@@ -311,7 +329,7 @@ def _compile_all(
         # memory, and the caller (writing files) is often slower than the workers.
         window: deque[Future[list[Compiled | list[Problem]]]] = deque()
         for chunk in chunks:
-            window.append(executor.submit(_compile_chunk, *chunk, templates, render))
+            window.append(executor.submit(_compile_chunk, *chunk, compile_one))
             if len(window) > jobs * CHUNKS_IN_FLIGHT_PER_JOB:
                 yield from window.popleft().result()
         while window:
@@ -319,13 +337,10 @@ def _compile_all(
 
 
 def _compile_chunk(
-    configs: list[ConfigSource],
-    recorded_as: list[str],
-    templates: Path | None,
-    render: bool,
+    configs: list[ConfigSource], recorded_as: list[str], compile_one: CompileOne
 ) -> list[Compiled | list[Problem]]:
-    """:func:`_compile_one` of each config, in a worker: one round trip for several."""
+    """``compile_one`` of each config, in a worker: one round trip for several."""
     return [
-        _compile_one(config, name, templates, render)
+        compile_one(config, name)
         for config, name in zip(configs, recorded_as, strict=True)
     ]

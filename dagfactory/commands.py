@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.build import Batch, Rendered, compile_batch
-from dagfactory.compile.render import keep_compiled_templates
+from dagfactory.compile.render import TemplateCache
 from dagfactory.configs import discover
 from dagfactory.output.cache import CACHE_FILE, RenderCache
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
@@ -48,6 +48,7 @@ def _compile(
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
     templates: Path | None = None,
+    template_cache: TemplateCache | None = None,
     render: bool = True,
     on_rendered: Callable[[Rendered], Rendered] | None = None,
 ) -> Batch | Outcome:
@@ -65,6 +66,7 @@ def _compile(
             cache=cache,
             out_dir=out_dir,
             templates=templates,
+            template_cache=template_cache,
             on_progress=progress.update,
             on_rendered=on_rendered,
             render=render,
@@ -106,8 +108,9 @@ def render(
     cache = RenderCache.from_file()
     # --check and --diff write nothing, not even under a temporary name.
     staging = None if check or diff else Staging()
-    if staging is not None:
-        keep_compiled_templates(CACHE_FILE.parent / "templates")
+    template_cache = (
+        None if staging is None else TemplateCache(CACHE_FILE.parent / "templates")
+    )
     stage = (
         None if staging is None else functools.partial(_stage, staging, cache, out_dir)
     )
@@ -118,6 +121,7 @@ def render(
             cache=cache,
             out_dir=out_dir,
             templates=templates,
+            template_cache=template_cache,
             on_rendered=stage,
         )
         if isinstance(batch, Outcome):

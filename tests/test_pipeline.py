@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from test_cli import dagfactory
 
 from conftest import VALID
 from dagfactory.build import compile_batch
+from dagfactory.compile.render import TemplateCache
 from dagfactory.configs import discover
 from dagfactory.files import digest
 from dagfactory.output import cache as cache_module
@@ -285,6 +287,23 @@ def test_render_keeps_the_compiled_template_and_a_later_render_reads_it(tmp_path
     result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert out.read_text() == first
+
+
+def test_workers_started_by_spawn_keep_the_compiled_template(tmp_path, monkeypatch):
+    """The template cache is handed to each worker, not inherited from the caller."""
+    import concurrent.futures
+    import multiprocessing
+
+    spawning = functools.partial(
+        concurrent.futures.ProcessPoolExecutor,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spawning)
+    paths = configs(tmp_path / "configs", 4)
+    kept = tmp_path / "compiled"
+    batch = compile_batch(paths, jobs=2, template_cache=TemplateCache(kept))
+    assert batch.rendered == compile_batch(paths, jobs=1).rendered
+    assert [path.name.startswith("__jinja2_") for path in kept.iterdir()] == [True]
 
 
 def test_a_settled_file_is_known_by_its_stat_and_any_change_is_read(

@@ -18,6 +18,7 @@ from dagfactory.problems import ConfigError, Problem
 if TYPE_CHECKING:
     from dagfactory.compile.load import Document, Inputs
     from dagfactory.compile.references import Reference
+    from dagfactory.compile.render import TemplateCache
     from dagfactory.compile.spec import Pipeline
 
 
@@ -51,6 +52,7 @@ def compile_config(
     recorded_as: str | None = None,
     *,
     render: bool = True,
+    template_cache: TemplateCache | None = None,
 ) -> Compiled | list[Problem]:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
@@ -62,6 +64,7 @@ def compile_config(
     does not stop a config; it comes with the result). ``templates`` is a folder
     whose ``dag.py.j2`` replaces the built-in template; a template that breaks raises
     :class:`~dagfactory.problems.TemplateError` (no config could be rendered with it).
+    ``template_cache`` keeps the compiled template for later processes.
     """
     # Imported here so that a batch the render cache answers whole never pays for
     # YAML, JSON Schema and Jinja.
@@ -71,7 +74,9 @@ def compile_config(
         doc = load_config(path, name, defaults)
     except ConfigError as exc:
         return exc.problems
-    return compile_document(doc, templates, recorded_as, render=render)
+    return compile_document(
+        doc, templates, recorded_as, render=render, template_cache=template_cache
+    )
 
 
 def compile_text(
@@ -93,6 +98,7 @@ def compile_document(
     recorded_as: str | None = None,
     *,
     render: bool = True,
+    template_cache: TemplateCache | None = None,
 ) -> Compiled | list[Problem]:
     """The stages after loading: validate, build the spec, render (and list its callables)."""
     from dagfactory.compile.references import callable_references
@@ -108,7 +114,7 @@ def compile_document(
     if render:
         from dagfactory.compile.render import render_pipeline
 
-        content = render_pipeline(pipeline, templates)
+        content = render_pipeline(pipeline, templates, template_cache)
     return Compiled(
         name=doc.name,
         pipeline=pipeline,
