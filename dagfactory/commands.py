@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from dagfactory.build import Batch, Rendered, compile_batch
 from dagfactory.compile.render import TemplateCache
 from dagfactory.configs import discover
-from dagfactory.output.cache import CACHE_FILE, RenderCache
+from dagfactory.output.cache import RenderCache
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
 from dagfactory.output.writer import Staging, apply
 from dagfactory.problems import (
@@ -108,9 +108,7 @@ def render(
     cache = RenderCache.from_file()
     # --check and --diff write nothing, not even under a temporary name.
     staging = None if check or diff else Staging()
-    template_cache = (
-        None if staging is None else TemplateCache(CACHE_FILE.parent / "templates")
-    )
+    template_cache = None if staging is None else TemplateCache.for_user()
     stage = (
         None if staging is None else functools.partial(_stage, staging, cache, out_dir)
     )

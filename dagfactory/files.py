@@ -1,4 +1,5 @@
-"""Small file helpers that several layers share: a file's digest, and writing it whole.
+"""Small file helpers that several layers share: a file's digest, writing it whole, and
+a folder of this user's cache that no one else can write.
 
 They live here, below every layer, because ``build``, ``output``, ``compile`` and
 ``tools`` all need them: borrowing them sideways from :mod:`dagfactory.output` made
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 
@@ -54,3 +56,45 @@ def write_temporary(path: Path, content: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return Path(temporary)
+
+
+def user_cache_folder(*parts: str) -> Path | None:
+    """dagfactory's folder ``parts`` in this user's cache, made if missing; None when it
+    cannot be trusted with what is executed from it.
+
+    It is ``$XDG_CACHE_HOME/dagfactory`` (``~/.cache/dagfactory`` without it), each
+    level made 0o700, and refused when any level is a link, is not this user's, or is
+    writable by the group or others (another user could plant what is loaded from it),
+    or when it lies inside the working folder: nothing read from a project (which a
+    pull request can fill) is ever executed. None also where there are no user ids.
+    """
+    if not hasattr(os, "getuid"):
+        return None
+    try:
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        base_folder = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+        folder = base_folder / "dagfactory"
+        base_folder.mkdir(parents=True, exist_ok=True)
+        if folder.resolve().is_relative_to(Path.cwd().resolve()):
+            return None
+        for level in (
+            folder,
+            *(folder.joinpath(*parts[: n + 1]) for n in range(len(parts))),
+        ):
+            level.mkdir(mode=0o700, exist_ok=True)
+            if not owned_privately(os.lstat(level), directory=True):
+                return None
+    except (OSError, RuntimeError):  # RuntimeError: no home folder
+        return None
+    return folder.joinpath(*parts)
+
+
+def owned_privately(status: os.stat_result, *, directory: bool) -> bool:
+    """Whether ``status`` is of a folder (or a regular file) that this user owns and
+    that no one else may write."""
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    return (
+        kind(status.st_mode)
+        and status.st_uid == os.getuid()
+        and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )

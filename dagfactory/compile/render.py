@@ -9,6 +9,7 @@ it, so it is stable under that tool.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagfactory.compile.header import GENERATED_MARKER, header
 from dagfactory.compile.literals import continued, indent_continued, literal_filter
+from dagfactory.files import owned_privately, user_cache_folder
 from dagfactory.problems import TemplateError
 
 if TYPE_CHECKING:
@@ -65,28 +67,43 @@ class TemplateCache:
     ``render`` keeps the result; Jinja recompiles a template whose source changed. It is
     a value handed down to every worker process, not a setting of the process: a worker
     started by spawn instead of fork inherits nothing.
+
+    Loading a kept template executes it (marshalled code, after a pickled checksum), so
+    it is kept in this user's cache (:meth:`for_user`), never in the project, which a
+    pull request can fill and CI then renders; and only a file this user owns and no one
+    else may write is loaded.
     """
 
     folder: Path
 
+    @classmethod
+    def for_user(cls) -> TemplateCache | None:
+        """The one in this user's cache folder; None when that cannot be trusted."""
+        folder = user_cache_folder("templates")
+        return None if folder is None else cls(folder)
+
     def bytecode_cache(self) -> jinja2.BytecodeCache:
         import jinja2
 
-        class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+        class PrivateBytecodeCache(jinja2.FileSystemBytecodeCache):
             def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+                name = self._get_cache_filename(bucket)
                 try:
-                    super().load_bytecode(bucket)
+                    handle = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
                 except OSError:
-                    pass  # compiled anew
+                    return  # none kept (or unreadable): compiled anew
+                with open(handle, "rb") as file:
+                    if owned_privately(os.fstat(handle), directory=False):
+                        bucket.load_bytecode(file)
 
             def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
                 try:
-                    Path(self.directory).mkdir(parents=True, exist_ok=True)
+                    Path(self.directory).mkdir(mode=0o700, parents=True, exist_ok=True)
                     super().dump_bytecode(bucket)
                 except OSError:
                     pass  # a cache that cannot be written only costs time
 
-        return QuietBytecodeCache(str(self.folder))
+        return PrivateBytecodeCache(str(self.folder))
 
 
 @cache
