@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -165,11 +165,13 @@ def compile_batch(
                 or cache.holds(output_path(out_dir, entry.dag_id), entry.digest)
             ):
                 results[index] = Rendered.cached(configs[index], names[index], entry)
+                cache.contents.pop(os.fspath(configs[index].path), None)  # not needed
     pending = [index for index, result in enumerate(results) if result is None]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     outcomes = _compile_all(
         [configs[i] for i in pending],
         [names[i] for i in pending],
+        _source_reader(cache),
         jobs,
         functools.partial(
             _compile_one,
@@ -250,7 +252,7 @@ def _cache_keys(
         try:
             own = named_digest(config.path, config.name)
             inputs = [shared(path, name) for path, name in config.defaults] + [
-                shared(path, display_name(path)) for path in template_files
+                shared(path, display_name(path), keep=False) for path in template_files
             ]
         except OSError:
             continue  # compiling it reports why it cannot be read
@@ -260,9 +262,43 @@ def _cache_keys(
     return keys
 
 
-def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
-    """A file's name and SHA-256, as they enter a render-cache key."""
-    return f"{name}\0{cache.digest_of(path)}".encode("utf-8", "surrogateescape")
+def _named_digest(
+    cache: RenderCache, path: Path, name: str, *, keep: bool = True
+) -> bytes:
+    """A file's name and SHA-256, as they enter a render-cache key; with ``keep``,
+    bytes read now are kept for compiling (see :func:`_source_reader`)."""
+    value = cache.digest_of(path, keep=keep)
+    return f"{name}\0{value}".encode("utf-8", "surrogateescape")
+
+
+def _source_reader(
+    cache: RenderCache | None,
+) -> Callable[[ConfigSource], dict[Path, bytes]]:
+    """The bytes of a config's file and its defaults files, for compiling it: those the
+    render cache read for its key, else read now; a defaults file is read once for the
+    batch, whatever the number of configs below it. A file that cannot be read is left
+    out (compiling it reports why)."""
+    kept = {} if cache is None else cache.contents
+    defaults: dict[Path, bytes | None] = {}
+
+    def read(path: Path) -> bytes | None:
+        data = kept.pop(os.fspath(path), None)
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return None
+        return data
+
+    def sources_of(config: ConfigSource) -> dict[Path, bytes]:
+        for path, _ in config.defaults:
+            if path not in defaults:
+                defaults[path] = read(path)
+        files = [(config.path, read(config.path))]
+        files += [(path, defaults[path]) for path, _ in config.defaults]
+        return {path: data for path, data in files if data is not None}
+
+    return sources_of
 
 
 def _entry(compiled: Compiled) -> CacheEntry:
@@ -280,6 +316,7 @@ def _entry(compiled: Compiled) -> CacheEntry:
 def _compile_one(
     config: ConfigSource,
     recorded_as: str,
+    sources: Mapping[Path, bytes],
     *,
     templates: Path | None,
     template_cache: TemplateCache | None,
@@ -293,15 +330,19 @@ def _compile_one(
         recorded_as,
         render=render,
         template_cache=template_cache,
+        sources=sources,
     )
 
 
-CompileOne = Callable[[ConfigSource, str], "Compiled | list[Problem]"]
+CompileOne = Callable[
+    [ConfigSource, str, Mapping[Path, bytes]], "Compiled | list[Problem]"
+]
 
 
 def _compile_all(
     configs: list[ConfigSource],
     recorded_as: list[str],
+    sources_of: Callable[[ConfigSource], dict[Path, bytes]],
     jobs: int,
     compile_one: CompileOne,
 ) -> Iterator[Compiled | list[Problem]]:
@@ -311,7 +352,7 @@ def _compile_all(
     worker with its chunk: a worker knows nothing it is not handed.
     """
     if jobs <= 1 or len(configs) <= 1:
-        yield from map(compile_one, configs, recorded_as)
+        yield from map(compile_one, configs, recorded_as, map(sources_of, configs))
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
     from collections import deque
@@ -320,7 +361,11 @@ def _compile_all(
     jobs = min(jobs, len(configs))
     size = max(1, min(CHUNK_CONFIGS, len(configs) // (jobs * 8)))
     chunks = (
-        (configs[start : start + size], recorded_as[start : start + size])
+        (
+            configs[start : start + size],
+            recorded_as[start : start + size],
+            [sources_of(config) for config in configs[start : start + size]],
+        )
         for start in range(0, len(configs), size)
     )
     with ProcessPoolExecutor(max_workers=jobs) as executor:
@@ -337,10 +382,13 @@ def _compile_all(
 
 
 def _compile_chunk(
-    configs: list[ConfigSource], recorded_as: list[str], compile_one: CompileOne
+    configs: list[ConfigSource],
+    recorded_as: list[str],
+    sources: list[dict[Path, bytes]],
+    compile_one: CompileOne,
 ) -> list[Compiled | list[Problem]]:
     """``compile_one`` of each config, in a worker: one round trip for several."""
     return [
-        compile_one(config, name)
-        for config, name in zip(configs, recorded_as, strict=True)
+        compile_one(*arguments)
+        for arguments in zip(configs, recorded_as, sources, strict=True)
     ]

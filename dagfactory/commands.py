@@ -125,7 +125,9 @@ def render(
         if isinstance(batch, Outcome):
             return batch
         staged = () if staging is None else staging
-        plan = plan_render(batch.rendered, out_dir, force, staged=staged)
+        plan = plan_render(
+            batch.rendered, out_dir, force, staged=staged, replaced=cache.replaced
+        )
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
         if staging is None:

@@ -8,7 +8,7 @@ stage found.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +53,7 @@ def compile_config(
     *,
     render: bool = True,
     template_cache: TemplateCache | None = None,
+    sources: Mapping[Path, bytes] | None = None,
 ) -> Compiled | list[Problem]:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
@@ -64,14 +65,15 @@ def compile_config(
     does not stop a config; it comes with the result). ``templates`` is a folder
     whose ``dag.py.j2`` replaces the built-in template; a template that breaks raises
     :class:`~dagfactory.problems.TemplateError` (no config could be rendered with it).
-    ``template_cache`` keeps the compiled template for later processes.
+    ``template_cache`` keeps the compiled template for later processes; ``sources``
+    holds the bytes of the config or its defaults files that the caller already read.
     """
     # Imported here so that a batch the render cache answers whole never pays for
     # YAML, JSON Schema and Jinja.
     from dagfactory.compile.load import load_config
 
     try:
-        doc = load_config(path, name, defaults)
+        doc = load_config(path, name, defaults, sources)
     except ConfigError as exc:
         return exc.problems
     return compile_document(

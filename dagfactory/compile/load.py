@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,17 +142,27 @@ class Document:
 
 
 def load_config(
-    path: Path, name: str, defaults: Sequence[tuple[Path, str]] = ()
+    path: Path,
+    name: str,
+    defaults: Sequence[tuple[Path, str]] = (),
+    sources: Mapping[Path, bytes] | None = None,
 ) -> Document:
     """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
 
     ``defaults`` are ``(path, name)`` pairs from the outermost folder in: the nearer a
-    defaults file, the more it wins; the config's own values win over all. Raises
-    :class:`ConfigError` with every problem found.
+    defaults file, the more it wins; the config's own values win over all. ``sources``
+    holds the bytes of any of these files the caller already read (a batch reads each
+    file once). Raises :class:`ConfigError` with every problem found.
     """
-    doc = load_file(path, name)
+    sources = sources or {}
+
+    def load(path: Path, name: str) -> Document:
+        raw = sources.get(path)
+        return load_file(path, name) if raw is None else load_bytes(raw, name)
+
+    doc = load(path, name)
     for defaults_path, defaults_name in reversed(defaults):
-        doc = merge_defaults(load_file(defaults_path, defaults_name), doc)
+        doc = merge_defaults(load(defaults_path, defaults_name), doc)
     return _read_doc_md(doc)
 
 

@@ -35,6 +35,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagfactory.compile.header import is_generated
 from dagfactory.files import digest, write_atomic
 from dagfactory.problems import Problem
 
@@ -189,6 +190,12 @@ class RenderCache:
         # path: {"stat": {size, mtime_ns, ctime_ns, inode}, "digest": its SHA-256}
         self.files = files or {}
         self.seen: dict[str, dict] = {}  # the settled files this run looked at
+        # What this run learnt of each file, so that it reads none twice: its digest,
+        # the bytes read for whoever needs them next, and of a DAG file that does not
+        # hold what :meth:`holds` expected: whether it is generated (None: missing).
+        self.digests: dict[str, dict] = {}
+        self.contents: dict[str, bytes] = {}
+        self.replaced: dict[str, bool | None] = {}
 
     @classmethod
     def from_file(cls, path: Path = CACHE_FILE) -> RenderCache:
@@ -222,8 +229,10 @@ class RenderCache:
         key.update(data)
         return key.hexdigest()
 
-    def digest_of(self, path: Path) -> str:
-        """The SHA-256 of the file at ``path``; read only when it may have changed.
+    def digest_of(self, path: Path, *, keep: bool = False) -> str:
+        """The SHA-256 of the file at ``path``; read only when it may have changed (its
+        stat differs from when it was read, in an earlier run or this one). With ``keep``, bytes read now stay in :attr:`contents`, so
+        that whoever needs them next does not read the file again.
 
         Raises :class:`OSError` when the file cannot be read.
         """
@@ -239,19 +248,38 @@ class RenderCache:
         if known is not None and known["stat"] == signature:
             self.seen[name] = known
             return known["digest"]
+        read_now = self.digests.get(name)
+        if read_now is not None and read_now["stat"] == signature:
+            return read_now["digest"]  # unsettled, but read this run and unchanged
         with open(name, "rb") as file:
-            value = digest(file.read())
+            data = file.read()
+        value = digest(data)
+        self.digests[name] = {"stat": signature, "digest": value}
+        if keep:
+            self.contents[name] = data
         # Stat first, read second: a change in between shows in the next stat.
         if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
             self.seen[name] = {"stat": signature, "digest": value}
         return value
 
     def holds(self, path: Path, expected: str) -> bool:
-        """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
+        """Whether ``path`` holds the file whose SHA-256 is ``expected``.
+
+        A file read now that does not is remembered in :attr:`replaced` (whether it
+        is missing or generated), so that planning need not read it again.
+        """
+        name = os.fspath(path)
         try:
-            return self.digest_of(path) == expected
+            value = self.digest_of(path, keep=True)
+        except (FileNotFoundError, NotADirectoryError):
+            self.replaced[name] = None
+            return False
         except OSError:
             return False
+        data = self.contents.pop(name, None)
+        if value != expected and data is not None:
+            self.replaced[name] = is_generated(data)
+        return value == expected
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, if the outside inputs it recorded are unchanged."""
