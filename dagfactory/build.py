@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
 from dagfactory.configs import ConfigSource, display_name
+from dagfactory.files import digest
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
-from dagfactory.output.plan import digest, output_path, recorded_name
+from dagfactory.output.plan import output_path, recorded_name
 from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
     from dagfactory.compile.pipeline import Pipeline
+    from dagfactory.compile.render import TemplateCache
 
 # Below this many configs to compile, starting worker processes costs more than it saves.
 PARALLEL_MIN_CONFIGS = 200
@@ -76,16 +78,32 @@ class Rendered:
         compiled = compilation.compiled
         content = compiled.content
         return cls(
-            config,
-            compiled.pipeline.source,
-            compiled.dag_id,
-            compiled.dag_id_line,
-            compiled.dag_id_column,
-            None if content is None else digest(content.encode()),
-            compiled.pipeline.code_modules,
-            compilation.problems,
-            compiled.content,
-            compiled.pipeline,
+            config=config,
+            recorded_as=compiled.pipeline.source,
+            dag_id=compiled.dag_id,
+            dag_id_line=compiled.dag_id_line,
+            dag_id_column=compiled.dag_id_column,
+            digest=None if content is None else digest(content.encode()),
+            code_modules=compiled.pipeline.code_modules,
+            warnings=compilation.problems,
+            content=content,
+            pipeline=compiled.pipeline,
+        )
+
+    @classmethod
+    def cached(
+        cls, config: ConfigSource, recorded_as: str, entry: CacheEntry
+    ) -> Rendered:
+        """The config the render cache vouched for: what its entry holds, and no file."""
+        return cls(
+            config=config,
+            recorded_as=recorded_as,
+            dag_id=entry.dag_id,
+            dag_id_line=entry.dag_id_line,
+            dag_id_column=entry.dag_id_column,
+            digest=entry.digest,
+            code_modules=entry.code_modules,
+            warnings=entry.warnings,
         )
 
 
@@ -115,6 +133,7 @@ def compile_batch(
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
     templates: Path | None = None,
+    template_cache: TemplateCache | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     on_rendered: Callable[[Rendered], Rendered] | None = None,
     render: bool = True,
@@ -125,7 +144,8 @@ def compile_batch(
     taken from it (with ``out_dir``: only if its DAG file there is current, else it is
     compiled for its content), and every config compiled is recorded in it. Without
     ``render``, no DAG file is rendered, so none is recorded: an entry vouches for
-    the digest of its file.
+    the digest of its file. ``template_cache`` (handed to every worker) keeps the
+    compiled template for later processes.
     ``on_progress(done, total)`` is called as each config to compile is done, and
     ``on_rendered`` with each config rendered, in config order, as it comes: what it
     returns is kept in the batch instead (so a large batch need not hold every file).
@@ -146,21 +166,21 @@ def compile_batch(
                 out_dir is None
                 or cache.holds(output_path(out_dir, entry.dag_id), entry.digest)
             ):
-                results[index] = Rendered(
-                    configs[index],
-                    names[index],
-                    *entry[:4],
-                    tuple(entry.code_modules),
-                    tuple(_problem(fields) for fields in entry.warnings),
-                )
+                results[index] = Rendered.cached(configs[index], names[index], entry)
+                cache.contents.pop(os.fspath(configs[index].path), None)  # not needed
     pending = [index for index, result in enumerate(results) if result is None]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
     outcomes = _compile_all(
         [configs[i] for i in pending],
         [names[i] for i in pending],
+        _source_reader(cache),
         jobs,
-        templates,
-        render,
+        functools.partial(
+            _compile_one,
+            templates=templates,
+            template_cache=template_cache,
+            render=render,
+        ),
     )
     for done, (index, outcome) in enumerate(zip(pending, outcomes, strict=True), 1):
         if outcome.compiled is not None:
@@ -234,7 +254,7 @@ def _cache_keys(
         try:
             own = named_digest(config.path, config.name)
             inputs = [shared(path, name) for path, name in config.defaults] + [
-                shared(path, display_name(path)) for path in template_files
+                shared(path, display_name(path), keep=False) for path in template_files
             ]
         except OSError:
             continue  # compiling it reports why it cannot be read
@@ -244,45 +264,65 @@ def _cache_keys(
     return keys
 
 
-def _named_digest(cache: RenderCache, path: Path, name: str) -> bytes:
-    """A file's name and SHA-256, as they enter a render-cache key."""
-    return f"{name}\0{cache.digest_of(path)}".encode("utf-8", "surrogateescape")
+def _named_digest(
+    cache: RenderCache, path: Path, name: str, *, keep: bool = True
+) -> bytes:
+    """A file's name and SHA-256, as they enter a render-cache key; with ``keep``,
+    bytes read now are kept for compiling (see :func:`_source_reader`)."""
+    value = cache.digest_of(path, keep=keep)
+    return f"{name}\0{value}".encode("utf-8", "surrogateescape")
+
+
+def _source_reader(
+    cache: RenderCache | None,
+) -> Callable[[ConfigSource], dict[Path, bytes]]:
+    """The bytes of a config's file and its defaults files, for compiling it: those the
+    render cache read for its key, else read now; a defaults file is read once for the
+    batch, whatever the number of configs below it. A file that cannot be read is left
+    out (compiling it reports why)."""
+    kept = {} if cache is None else cache.contents
+    defaults: dict[Path, bytes | None] = {}
+
+    def read(path: Path) -> bytes | None:
+        data = kept.pop(os.fspath(path), None)
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return None
+        return data
+
+    def sources_of(config: ConfigSource) -> dict[Path, bytes]:
+        for path, _ in config.defaults:
+            if path not in defaults:
+                defaults[path] = read(path)
+        files = [(config.path, read(config.path))]
+        files += [(path, defaults[path]) for path, _ in config.defaults]
+        return {path: data for path, data in files if data is not None}
+
+    return sources_of
 
 
 def _entry(compilation: Compilation) -> CacheEntry:
     compiled = compilation.compiled
     return CacheEntry(
-        compiled.dag_id,
-        compiled.dag_id_line,
-        compiled.dag_id_column,
-        digest(compiled.content.encode()),
-        recorded_inputs(compiled.inputs),
-        compiled.pipeline.code_modules,
-        tuple(_fields(warning) for warning in compilation.problems),
+        dag_id=compiled.dag_id,
+        dag_id_line=compiled.dag_id_line,
+        dag_id_column=compiled.dag_id_column,
+        digest=digest(compiled.content.encode()),
+        inputs=recorded_inputs(compiled.inputs),
+        code_modules=compiled.pipeline.code_modules,
+        warnings=compilation.problems,
     )
-
-
-def _fields(problem: Problem) -> tuple:
-    """A problem as the cache's JSON keeps it."""
-    return (
-        problem.file,
-        problem.line,
-        problem.column,
-        problem.spec_path,
-        problem.message,
-        problem.severity,
-    )
-
-
-def _problem(fields: list) -> Problem:
-    file, line, column, spec_path, message, severity = fields
-    return Problem(file, line, column, tuple(spec_path), message, severity)
 
 
 def _compile_one(
     config: ConfigSource,
     recorded_as: str,
+    sources: Mapping[Path, bytes],
+    *,
     templates: Path | None,
+    template_cache: TemplateCache | None,
     render: bool,
     defaults_documents: DefaultsDocuments,
 ) -> Compilation:
@@ -293,29 +333,35 @@ def _compile_one(
         templates,
         recorded_as,
         render=render,
+        template_cache=template_cache,
+        sources=sources,
         defaults_documents=defaults_documents,
     )
+
+
+# A _compile_one with its settings bound: (config, recorded_as, sources, *, defaults_documents).
+CompileOne = Callable[..., "Compilation"]
 
 
 def _compile_all(
     configs: list[ConfigSource],
     recorded_as: list[str],
+    sources_of: Callable[[ConfigSource], dict[Path, bytes]],
     jobs: int,
-    templates: Path | None,
-    render: bool,
+    compile_one: CompileOne,
 ) -> Iterator[Compilation]:
-    """:func:`compile_config` of each config, in order, on ``jobs`` worker processes.
+    """``compile_one`` of each config, in order, on ``jobs`` worker processes.
 
-    Each defaults file is loaded once for the batch (in a worker, once for each chunk).
+    ``compile_one`` (a :func:`_compile_one` with every setting bound but the defaults
+    documents) is sent to each worker with its chunk: a worker knows nothing it is not
+    handed. Each defaults file is loaded once for the batch (in a worker, once for
+    each chunk).
     """
     if jobs <= 1 or len(configs) <= 1:
         compile_one = functools.partial(
-            _compile_one,
-            templates=templates,
-            render=render,
-            defaults_documents=DefaultsDocuments(),
+            compile_one, defaults_documents=DefaultsDocuments()
         )
-        yield from map(compile_one, configs, recorded_as)
+        yield from map(compile_one, configs, recorded_as, map(sources_of, configs))
         return
     # Here, not at the top: multiprocessing costs a small render 20 ms to import.
     from collections import deque
@@ -324,7 +370,11 @@ def _compile_all(
     jobs = min(jobs, len(configs))
     size = max(1, min(CHUNK_CONFIGS, len(configs) // (jobs * 8)))
     chunks = (
-        (configs[start : start + size], recorded_as[start : start + size])
+        (
+            configs[start : start + size],
+            recorded_as[start : start + size],
+            [sources_of(config) for config in configs[start : start + size]],
+        )
         for start in range(0, len(configs), size)
     )
     with ProcessPoolExecutor(max_workers=jobs) as executor:
@@ -333,7 +383,7 @@ def _compile_all(
         # memory, and the caller (writing files) is often slower than the workers.
         window: deque[Future[list[Compilation]]] = deque()
         for chunk in chunks:
-            window.append(executor.submit(_compile_chunk, *chunk, templates, render))
+            window.append(executor.submit(_compile_chunk, *chunk, compile_one))
             if len(window) > jobs * CHUNKS_IN_FLIGHT_PER_JOB:
                 yield from window.popleft().result()
         while window:
@@ -343,12 +393,12 @@ def _compile_all(
 def _compile_chunk(
     configs: list[ConfigSource],
     recorded_as: list[str],
-    templates: Path | None,
-    render: bool,
+    sources: list[dict[Path, bytes]],
+    compile_one: CompileOne,
 ) -> list[Compilation]:
-    """:func:`_compile_one` of each config, in a worker: one round trip for several."""
+    """``compile_one`` of each config, in a worker: one round trip for several."""
     defaults_documents = DefaultsDocuments()
     return [
-        _compile_one(config, name, templates, render, defaults_documents)
-        for config, name in zip(configs, recorded_as, strict=True)
+        compile_one(*arguments, defaults_documents=defaults_documents)
+        for arguments in zip(configs, recorded_as, sources, strict=True)
     ]

@@ -10,8 +10,8 @@ exceptions that carry their exit code and their problem, as click's exceptions d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 SpecPath = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
@@ -88,6 +88,55 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.severity}: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The problem as plain JSON data, each field by its name (the render cache keeps
+        warnings so): a record that outlives the process must not depend on field order."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "spec_path": None if self.spec_path is None else list(self.spec_path),
+            "message": self.message,
+            "severity": self.severity,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Problem:
+        """The problem :meth:`to_json` made; raises :class:`ValueError` for any other shape."""
+        if not isinstance(data, dict) or data.keys() != _PROBLEM_FIELDS:
+            raise ValueError(f"not a problem: {data!r:.80}")
+        spec_path = data["spec_path"]
+        if not (
+            _optional(data["file"], str)
+            and _optional(data["line"], int)
+            and _optional(data["column"], int)
+            and (
+                spec_path is None
+                or isinstance(spec_path, list)
+                and all(_of(part, (str, int)) for part in spec_path)
+            )
+            and isinstance(data["message"], str)
+            and data["severity"] in ("error", "warning")
+            and isinstance(data["detail"], str)
+        ):
+            raise ValueError(f"not a problem: {data!r:.80}")
+        return cls(
+            **{**data, "spec_path": None if spec_path is None else tuple(spec_path)}
+        )
+
+
+_PROBLEM_FIELDS = {field.name for field in fields(Problem)}
+
+
+def _of(value: object, kind: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` is of ``kind``; a bool is not taken for an int."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _optional(value: object, kind: type | tuple[type, ...]) -> bool:
+    return value is None or _of(value, kind)
 
 
 class DagfactoryError(Exception):

@@ -22,6 +22,8 @@ from dagfactory.compile import Compiled, compile_text
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="dagfactory-tests-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# render keeps compiled templates in the user's cache folder: a private one for the suite.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dagfactory-tests-cache-")
 # Hypothesis keeps its examples under the directory pytest started in: not the checkout.
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="dagfactory-tests-hypothesis-"))
 

@@ -88,14 +88,14 @@ def test_errors_point_into_the_defaults_file(tmp_path):
 def test_a_config_given_as_bytes_is_checked_as_a_file_is(tmp_path):
     """Bytes a caller has read already are compiled as the file would be, never read again."""
     unread = tmp_path / "not-there.yaml"
-    result = compile_config(unread, "c.yaml", raw=VALID.encode())
+    result = compile_config(unread, "c.yaml", sources={unread: VALID.encode()})
     assert result.compiled is not None and result.compiled.dag_id == "demo"
-    too_big = compile_config(unread, "c.yaml", raw=b"#" * (MAX_BYTES + 1))
+    too_big = compile_config(unread, "c.yaml", sources={unread: b"#" * (MAX_BYTES + 1)})
     assert [str(problem) for problem in too_big.problems] == [
         f"c.yaml:1:1: error: (top level): file is {MAX_BYTES + 1:,} bytes;"
         f" configs are limited to {MAX_BYTES:,} bytes"
     ]
-    not_utf8 = compile_config(unread, "c.yaml", raw=b"a: \xff\n")
+    not_utf8 = compile_config(unread, "c.yaml", sources={unread: b"a: \xff\n"})
     assert [problem.line for problem in not_utf8.errors] == [1]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -9,13 +10,18 @@ from pathlib import Path
 
 import pytest
 from test_cli import dagfactory
+from test_cli import dagfactory as run_dagfactory
 
 from conftest import VALID
+from dagfactory import files
 from dagfactory.build import compile_batch
+from dagfactory.compile import render as render_module
+from dagfactory.compile.render import TemplateCache
 from dagfactory.configs import discover
+from dagfactory.files import digest
 from dagfactory.output import cache as cache_module
 from dagfactory.output.cache import CACHE_FILE, RenderCache
-from dagfactory.output.plan import Action, digest, plan_render
+from dagfactory.output.plan import Action, plan_render
 from dagfactory.output.writer import apply
 
 
@@ -181,6 +187,53 @@ def test_a_broken_cache_file_is_an_empty_cache(tmp_path):
     )
 
 
+def test_a_cache_file_of_another_shape_is_an_empty_cache(tmp_path):
+    """The old positional records, and entries or file records with a key missing, a
+    value of the wrong type or a list cut short: each is a cache with nothing in it."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text(VALID, "utf-8")
+    assert dagfactory("render", "configs", "--out", "out", cwd=tmp_path).returncode == 0
+    output = tmp_path / "out" / "demo.py"
+    rendered = output.read_text()
+    saved = json.loads((tmp_path / CACHE_FILE).read_text())
+    ((key, entry),) = saved["entries"].items()
+    name = os.path.join("configs", "demo.yaml")
+    stat = (tmp_path / name).stat()
+    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    record = {
+        "stat": dict(
+            zip(("size", "mtime_ns", "ctime_ns", "inode"), signature, strict=True)
+        )
+    }
+    positional = [*list(entry.values())[:4], {}, [], []]
+
+    def shape(entries: dict, files: dict) -> dict:
+        return {"entries": entries, "files": files}
+
+    shapes = [
+        shape({key: positional}, {name: [*signature, "0" * 64]}),
+        shape({}, {name: signature}),  # its stat matches: the old code read [4]
+        shape({}, {name: record}),
+        shape({}, {name: {**record, "digest": 7}}),
+        shape({}, {name: {"stat": signature, "digest": "0" * 64}}),
+        shape({key: {k: v for k, v in entry.items() if k != "digest"}}, {}),
+        shape({key: {**entry, "dag_id_line": "1"}}, {}),
+        shape({key: {**entry, "code_modules": "ml_demo"}}, {}),
+        shape(
+            {key: {**entry, "warnings": [["demo.yaml", 1, 1, [], "x", "warning"]]}}, {}
+        ),
+        shape({key: {**entry, "inputs": {"env": ["HOME"]}}}, {}),
+        shape({key: entry}, []),
+        shape([entry], {}),
+    ]
+    for broken in shapes:
+        (tmp_path / CACHE_FILE).write_text(json.dumps(broken), "utf-8")
+        output.unlink()
+        result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
+        assert result.returncode == 0, (broken, result.stderr)
+        assert output.read_text() == rendered
+
+
 def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read(
     tmp_path, monkeypatch
 ):
@@ -213,9 +266,25 @@ def test_the_cache_knows_defaults_files_and_the_environment_values_a_config_read
     assert unset.content is not None and 'bash_command="echo hi"' in unset.content
 
 
+def user_folder(tmp_path: Path) -> Path:
+    """A user cache folder for a test whose project is ``tmp_path``: beside it, since
+    one inside the project is refused."""
+    return tmp_path.with_name(f"{tmp_path.name}-user")
+
+
+def user_cache(tmp_path: Path) -> dict[str, str]:
+    """The environment of a dagfactory whose user cache is :func:`user_folder`."""
+    return {**os.environ, "XDG_CACHE_HOME": str(user_folder(tmp_path))}
+
+
 def test_render_keeps_the_compiled_template_and_a_later_render_reads_it(tmp_path):
     configs(tmp_path / "configs", 2)
-    kept = tmp_path / CACHE_FILE.parent / "templates"
+    env = user_cache(tmp_path)
+    kept = user_folder(tmp_path) / "dagfactory" / "templates"
+
+    def dagfactory(*args: str, **options: object):
+        return run_dagfactory(*args, env=env, **options)
+
     check = dagfactory("render", "configs", "--out", "out", "--check", cwd=tmp_path)
     assert check.returncode == 1
     assert not kept.exists()  # --check writes nothing, not even a cache
@@ -237,6 +306,128 @@ def test_render_keeps_the_compiled_template_and_a_later_render_reads_it(tmp_path
     result = dagfactory("render", "configs", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert out.read_text() == first
+
+
+def test_workers_started_by_spawn_keep_the_compiled_template(tmp_path, monkeypatch):
+    """The template cache is handed to each worker, not inherited from the caller."""
+    import concurrent.futures
+    import multiprocessing
+
+    spawning = functools.partial(
+        concurrent.futures.ProcessPoolExecutor,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", spawning)
+    paths = configs(tmp_path / "configs", 4)
+    kept = tmp_path / "compiled"
+    batch = compile_batch(paths, jobs=2, template_cache=TemplateCache(kept))
+    assert batch.rendered == compile_batch(paths, jobs=1).rendered
+    assert [path.name.startswith("__jinja2_") for path in kept.iterdir()] == [True]
+
+
+class Planted:
+    """Whatever Jinja's cache loads, ``marker`` made when it is loaded: a pickled
+    checksum and a marshalled code object, for the built-in template."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+    def plant(self, folder: Path, kind: str) -> Path:
+        import pickle
+
+        from jinja2.bccache import bc_magic
+
+        folder.mkdir(parents=True, exist_ok=True)
+        cache = TemplateCache(folder).bytecode_cache()
+        environment = render_module._environment(None, None)
+        source, filename, _ = environment.loader.get_source(environment, "dag.py.j2")
+        bucket = cache.get_bucket(environment, "dag.py.j2", filename, source)
+        path = Path(cache._get_cache_filename(bucket))
+        if kind == "pickle":
+            path.write_bytes(bc_magic + pickle.dumps(self))
+        else:
+            bucket.code = compile(f"open({str(self.marker)!r}, 'w')", "planted", "exec")
+            with path.open("wb") as file:
+                bucket.write_bytecode(file)
+        return path
+
+
+class Renders:
+    """A project of one config, rendered once with its user cache beside it; then
+    rendered again from scratch by :meth:`again`, which asserts the same file."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        configs(tmp_path / "configs", 1)
+        self.project, self.env = tmp_path, user_cache(tmp_path)
+        self.output = tmp_path / "out" / "demo_000.py"
+        self.again(first=True)
+        self.rendered = self.output.read_text()
+
+    def again(self, *, first: bool = False) -> None:
+        if not first:
+            self.output.unlink()
+            (self.project / CACHE_FILE).unlink(missing_ok=True)
+        result = run_dagfactory(
+            "render", "configs", "--out", "out", cwd=self.project, env=self.env
+        )
+        assert result.returncode == 0, result.stderr
+        if not first:
+            assert self.output.read_text() == self.rendered
+
+
+@pytest.mark.parametrize("kind", ["pickle", "marshal"])
+def test_a_compiled_template_planted_in_the_project_is_never_loaded(tmp_path, kind):
+    renders = Renders(tmp_path)
+    marker = tmp_path / "marker"
+    # Where older versions kept it, and any file Jinja's cache could be asked for there.
+    planted = Planted(marker).plant(tmp_path / CACHE_FILE.parent / "templates", kind)
+    for other in ("__jinja2_builtin.cache", "dag.py.j2.cache"):
+        shutil.copy(planted, planted.with_name(other))
+    shutil.rmtree(user_folder(tmp_path), ignore_errors=True)
+    for _ in range(2):  # the compiled template kept anew, then read
+        renders.again()
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["pickle", "marshal"])
+def test_a_user_cache_others_can_write_is_not_used(tmp_path, kind):
+    renders = Renders(tmp_path)
+    marker = tmp_path / "marker"
+    kept = user_folder(tmp_path) / "dagfactory" / "templates"
+    (planted,) = kept.iterdir()
+    planted.unlink()
+    Planted(marker).plant(kept, kind)
+    for folder in (kept, kept.parent):
+        folder.chmod(0o777)  # anyone could have planted it
+        renders.again()
+        assert not marker.exists()
+        folder.chmod(0o700)
+    # The folder in order again, the file others may write is still not loaded.
+    (planted,) = kept.iterdir()
+    planted.chmod(0o666)
+    renders.again()
+    assert not marker.exists()
+
+
+def test_the_user_cache_is_refused_when_another_user_owns_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    folder = files.user_cache_folder("templates")
+    assert folder == tmp_path / "user" / "dagfactory" / "templates"
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o700)
+    assert oct(folder.parent.stat().st_mode & 0o777) == oct(0o700)
+    monkeypatch.setattr(files.os, "getuid", lambda: folder.stat().st_uid + 1)
+    assert files.user_cache_folder("templates") is None
+    assert TemplateCache.for_user() is None
+    monkeypatch.undo()
+    # nor is a cache inside the project
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    monkeypatch.chdir(tmp_path)
+    assert files.user_cache_folder("templates") is None
 
 
 def test_a_settled_file_is_known_by_its_stat_and_any_change_is_read(

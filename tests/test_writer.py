@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from dagfactory import files
+from dagfactory.files import write_atomic
 from dagfactory.output import writer
-from dagfactory.output.writer import write_atomic
 
 
 def disk_full(*args, **kwargs):
@@ -24,7 +25,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
 ):
     target = tmp_path / "demo.py"
     target.write_text("old content\n")
-    monkeypatch.setattr(writer.os, step, disk_full)
+    monkeypatch.setattr(files.os, step, disk_full)
     with pytest.raises(OSError) as caught:
         write_atomic(target, "new content\n" * 1000)
     assert caught.value.errno == errno.ENOSPC
@@ -33,7 +34,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
 
 
 def test_a_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(writer.os, "replace", disk_full)
+    monkeypatch.setattr(files.os, "replace", disk_full)
     with pytest.raises(OSError):
         write_atomic(tmp_path / "demo.py", "new\n")
     assert list(tmp_path.iterdir()) == []
@@ -46,7 +47,7 @@ def test_an_interrupted_write_leaves_no_temporary(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(writer.os, "fsync", interrupted)
+    monkeypatch.setattr(files.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
@@ -64,7 +65,7 @@ def test_a_write_replaces_the_file_whole(tmp_path):
 
 def test_a_failed_fdopen_closes_the_temporary_descriptor(tmp_path, monkeypatch):
     open_before = set(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(writer.os, "fdopen", disk_full)
+    monkeypatch.setattr(files.os, "fdopen", disk_full)
     with pytest.raises(OSError):
         write_atomic(tmp_path / "demo.py", "new\n")
     monkeypatch.undo()

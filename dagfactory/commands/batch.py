@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagfactory.build import Batch, Rendered, compile_batch
 from dagfactory.configs import discover
@@ -18,6 +19,9 @@ from dagfactory.output.writer import Staging, apply
 from dagfactory.problems import EXIT_PROBLEMS, Problem, TemplateError, UsageError
 from dagfactory.report import Outcome, Progress, error_summary
 
+if TYPE_CHECKING:
+    from dagfactory.compile.render import TemplateCache
+
 
 def compile_configs(
     paths: list[Path],
@@ -26,6 +30,7 @@ def compile_configs(
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
     templates: Path | None = None,
+    template_cache: TemplateCache | None = None,
     render: bool = True,
     on_rendered: Callable[[Rendered], Rendered] | None = None,
 ) -> Batch:
@@ -44,6 +49,7 @@ def compile_configs(
             cache=cache,
             out_dir=out_dir,
             templates=templates,
+            template_cache=template_cache,
             on_progress=progress.update,
             on_rendered=on_rendered,
             render=render,

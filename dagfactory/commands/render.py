@@ -19,8 +19,8 @@ from dagfactory.commands.arguments import (
     add_templates,
 )
 from dagfactory.commands.batch import compile_configs, failed, stale_reason, write
-from dagfactory.compile.render import keep_compiled_templates
-from dagfactory.output.cache import CACHE_FILE, RenderCache
+from dagfactory.compile.render import TemplateCache
+from dagfactory.output.cache import RenderCache
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
 from dagfactory.output.writer import Staging
 from dagfactory.problems import EXIT_PROBLEMS
@@ -100,8 +100,6 @@ def render(
     started = time.perf_counter()
     cache = RenderCache.from_file()
     writing = mode is Mode.WRITE
-    if writing:
-        keep_compiled_templates(CACHE_FILE.parent / "templates")
     # Check and diff stage nothing: they write nothing, not even under a temporary name.
     staging = Staging()
     try:
@@ -111,13 +109,16 @@ def render(
             cache=cache,
             out_dir=out_dir,
             templates=templates,
+            template_cache=TemplateCache.for_user() if writing else None,
             on_rendered=(
                 functools.partial(_stage, staging, cache, out_dir) if writing else None
             ),
         )
         if batch.errors:
             return failed(batch)
-        plan = plan_render(batch.rendered, out_dir, force, staged=staging)
+        plan = plan_render(
+            batch.rendered, out_dir, force, staged=staging, replaced=cache.replaced
+        )
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
         if writing:

@@ -20,7 +20,7 @@ from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
 from dagfactory.report import Outcome, Reporter
 
 if TYPE_CHECKING:
-    from dagfactory.compile.spec import Pipeline
+    from dagfactory.compile.pipeline import Pipeline
     from dagfactory.tools.run import RunResult
 
 Say = Callable[[str], None]

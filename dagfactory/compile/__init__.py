@@ -9,7 +9,7 @@ stage found. Every stage says what it found as a result that carries its problem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dagfactory.compile.load import Loaded
     from dagfactory.compile.pipeline import Pipeline
     from dagfactory.compile.references import Reference
+    from dagfactory.compile.render import TemplateCache
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,13 @@ class DefaultsDocuments:
     def __init__(self) -> None:
         self._loaded: dict[tuple[Path, str], Loaded] = {}
 
-    def loaded(self, path: Path, name: str) -> Loaded:
-        """The defaults file at ``path`` (called ``name``), loaded on first use."""
+    def loaded(
+        self, path: Path, name: str, load: Callable[[Path, str], Loaded]
+    ) -> Loaded:
+        """The defaults file at ``path`` (called ``name``), loaded by ``load`` on first use."""
         key = (path, name)
         if key not in self._loaded:
-            from dagfactory.compile.load import load_file
-
-            self._loaded[key] = load_file(path, name)
+            self._loaded[key] = load(path, name)
         return self._loaded[key]
 
 
@@ -92,8 +93,9 @@ def compile_config(
     recorded_as: str | None = None,
     *,
     render: bool = True,
-    raw: bytes | None = None,
     defaults_documents: DefaultsDocuments | None = None,
+    template_cache: TemplateCache | None = None,
+    sources: Mapping[Path, bytes] | None = None,
 ) -> Compilation:
     """Compile the config at ``path`` (called ``name``) over its ``defaults`` files.
 
@@ -105,9 +107,11 @@ def compile_config(
     template that breaks raises :class:`~dagfactory.problems.TemplateError` (no config
     could be rendered with it).
 
-    ``raw`` is the config's bytes when the caller has read them already (the same
-    checks apply as to a file read here); ``defaults_documents`` loads each defaults
-    file once for a whole batch (without it, they are loaded for this config alone).
+    ``sources`` holds the bytes of the config or its defaults files that the caller
+    already read (the same checks apply as to a file read here); ``defaults_documents``
+    loads each defaults file once for a whole batch (without it, they are loaded for
+    this config alone); ``template_cache`` keeps the compiled template for later
+    processes.
     """
     # Imported here so that a batch the render cache answers whole never pays for
     # YAML, JSON Schema and Jinja.
@@ -117,12 +121,18 @@ def compile_config(
         path,
         name,
         defaults,
-        raw=raw,
+        sources=sources,
         load_defaults=defaults_documents.loaded if defaults_documents else None,
     )
     if loaded.document is None:
         return Compilation(None, loaded.problems)
-    return compile_document(loaded.document, templates, recorded_as, render=render)
+    return compile_document(
+        loaded.document,
+        templates,
+        recorded_as,
+        render=render,
+        template_cache=template_cache,
+    )
 
 
 def compile_text(text: str, name: str, templates: Path | None = None) -> Compilation:
@@ -141,6 +151,7 @@ def compile_document(
     recorded_as: str | None = None,
     *,
     render: bool = True,
+    template_cache: TemplateCache | None = None,
 ) -> Compilation:
     """The stages after loading: validate, build the spec, render (and list its callables)."""
     from dagfactory.compile.references import callable_references
@@ -156,7 +167,7 @@ def compile_document(
     if render:
         from dagfactory.compile.render import render_pipeline
 
-        content = render_pipeline(pipeline, templates)
+        content = render_pipeline(pipeline, templates, template_cache)
     compiled = Compiled(
         name=doc.name,
         pipeline=pipeline,

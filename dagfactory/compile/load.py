@@ -13,7 +13,7 @@ may be. Loading says what it found as a :class:`Loaded`: a document, or its prob
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -93,8 +93,9 @@ def load_config(
     name: str,
     defaults: Sequence[tuple[Path, str]] = (),
     *,
-    raw: bytes | None = None,
-    load_defaults: Callable[[Path, str], Loaded] | None = None,
+    sources: Mapping[Path, bytes] | None = None,
+    load_defaults: Callable[[Path, str, Callable[[Path, str], Loaded]], Loaded]
+    | None = None,
 ) -> Loaded:
     """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
 
@@ -103,15 +104,25 @@ def load_config(
     file that cannot be loaded (the config, then its defaults from the nearest out)
     gives the problems.
 
-    ``raw`` is the config's bytes when the caller has read them already (checked as
-    a file's are); ``load_defaults`` loads a defaults file (default: :func:`load_file`),
-    so that a batch can load each one once for all its configs.
+    ``sources`` holds the bytes of any of these files the caller already read
+    (checked as a file's are: a batch reads each file once); ``load_defaults`` loads a
+    defaults file with the loader it is given (default: that loader itself), so that
+    a batch can load each one once for all its configs.
     """
-    loaded = load_file(path, name) if raw is None else load_bytes(raw, name)
+    sources = sources or {}
+
+    def load(path: Path, name: str) -> Loaded:
+        raw = sources.get(path)
+        return load_file(path, name) if raw is None else load_bytes(raw, name)
+
+    loaded = load(path, name)
     for defaults_path, defaults_name in reversed(defaults):
         if loaded.document is None:
             return loaded
-        under = (load_defaults or load_file)(defaults_path, defaults_name)
+        if load_defaults is None:
+            under = load(defaults_path, defaults_name)
+        else:
+            under = load_defaults(defaults_path, defaults_name, load)
         if under.document is None:
             return under
         loaded = Loaded(merge_defaults(under.document, loaded.document))

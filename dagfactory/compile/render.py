@@ -9,18 +9,21 @@ it, so it is stable under that tool.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagfactory.compile.header import GENERATED_MARKER, header
 from dagfactory.compile.literals import continued, indent_continued, literal_filter
+from dagfactory.files import owned_privately, user_cache_folder
 from dagfactory.problems import TemplateError
 
 if TYPE_CHECKING:
     import jinja2
 
-    from dagfactory.compile.spec import Pipeline
+    from dagfactory.compile.pipeline import Pipeline
 
 TEMPLATE = "dag.py.j2"
 
@@ -56,43 +59,57 @@ def _template_position(exc: jinja2.TemplateError) -> str:
     return f"{name} (line {line})" if line else name
 
 
-_compiled_templates: Path | None = None
-
-
-def keep_compiled_templates(folder: Path) -> None:
-    """Keep templates compiled to Python bytecode in ``folder``, for later processes.
+@dataclass(frozen=True)
+class TemplateCache:
+    """Where templates compiled to Python bytecode are kept, for later processes.
 
     Compiling ``dag.py.j2`` costs a process more than rendering a config with it, so
-    ``render`` keeps the result beside its render cache (worker processes it starts
-    inherit the setting). Jinja recompiles a template whose source changed.
+    ``render`` keeps the result; Jinja recompiles a template whose source changed. It is
+    a value handed down to every worker process, not a setting of the process: a worker
+    started by spawn instead of fork inherits nothing.
+
+    Loading a kept template executes it (marshalled code, after a pickled checksum), so
+    it is kept in this user's cache (:meth:`for_user`), never in the project, which a
+    pull request can fill and CI then renders; and only a file this user owns and no one
+    else may write is loaded.
     """
-    global _compiled_templates
-    _compiled_templates = folder
-    _environment.cache_clear()
 
+    folder: Path
 
-def _bytecode_cache(folder: Path) -> jinja2.BytecodeCache:
-    import jinja2
+    @classmethod
+    def for_user(cls) -> TemplateCache | None:
+        """The one in this user's cache folder; None when that cannot be trusted."""
+        folder = user_cache_folder("templates")
+        return None if folder is None else cls(folder)
 
-    class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
-        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            try:
-                super().load_bytecode(bucket)
-            except OSError:
-                pass  # compiled anew
+    def bytecode_cache(self) -> jinja2.BytecodeCache:
+        import jinja2
 
-        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-            try:
-                Path(self.directory).mkdir(parents=True, exist_ok=True)
-                super().dump_bytecode(bucket)
-            except OSError:
-                pass  # a cache that cannot be written only costs time
+        class PrivateBytecodeCache(jinja2.FileSystemBytecodeCache):
+            def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+                name = self._get_cache_filename(bucket)
+                try:
+                    handle = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                except OSError:
+                    return  # none kept (or unreadable): compiled anew
+                with open(handle, "rb") as file:
+                    if owned_privately(os.fstat(handle), directory=False):
+                        bucket.load_bytecode(file)
 
-    return QuietBytecodeCache(str(folder))
+            def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+                try:
+                    Path(self.directory).mkdir(mode=0o700, parents=True, exist_ok=True)
+                    super().dump_bytecode(bucket)
+                except OSError:
+                    pass  # a cache that cannot be written only costs time
+
+        return PrivateBytecodeCache(str(self.folder))
 
 
 @cache
-def _environment(templates: Path | None) -> jinja2.Environment:
+def _environment(
+    templates: Path | None, template_cache: TemplateCache | None
+) -> jinja2.Environment:
     import jinja2  # here: commands that render nothing do not pay for it
 
     builtin = jinja2.PackageLoader("dagfactory", "templates")
@@ -113,9 +130,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
         lstrip_blocks=True,
         finalize=_only_template_text,
         bytecode_cache=(
-            None
-            if _compiled_templates is None
-            else _bytecode_cache(_compiled_templates)
+            None if template_cache is None else template_cache.bytecode_cache()
         ),
     )
     environment.filters["py"] = literal_filter
@@ -123,15 +138,20 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     return environment
 
 
-def render_pipeline(pipeline: Pipeline, templates: Path | None = None) -> str:
+def render_pipeline(
+    pipeline: Pipeline,
+    templates: Path | None = None,
+    template_cache: TemplateCache | None = None,
+) -> str:
     """The complete source of the DAG file for ``pipeline``.
 
-    ``templates`` is a folder whose ``dag.py.j2`` replaces the built-in template.
+    ``templates`` is a folder whose ``dag.py.j2`` replaces the built-in template;
+    ``template_cache`` keeps the compiled template for later processes.
     """
     import jinja2
 
     try:
-        template = _environment(templates).get_template(TEMPLATE)
+        template = _environment(templates, template_cache).get_template(TEMPLATE)
         source = template.render(
             pipeline=pipeline, header=header(pipeline.source), marker=GENERATED_MARKER
         )

@@ -9,7 +9,9 @@ recorded it, is stored in the entry as digests and compared again on every looku
 Entries are made only for configs that compiled without error, so a hit means the config
 is valid; it gives the DAG id (and where it is written, for the check that DAG ids are
 unique across configs) and the SHA-256 of the file it renders to. The cache is a plain
-JSON file; one that is missing or unreadable is simply empty.
+JSON file whose records are kept by field name; one that is missing, unreadable or of
+any other shape (corrupt, or written by a version that kept its records otherwise) is
+simply empty.
 
 Beside the entries, the cache remembers the SHA-256 of each file it read (configs,
 defaults, DAG files) with the file's size, times and inode, as git's index and ruff's
@@ -27,16 +29,18 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from dagfactory.output.plan import digest
-from dagfactory.output.writer import write_atomic
+from dagfactory.compile.header import is_generated
+from dagfactory.files import digest, write_atomic
+from dagfactory.problems import Problem
 
 if TYPE_CHECKING:
-    from dagfactory.compile.load import Inputs
+    from dagfactory.compile.document import Inputs
 
 CACHE_FILE = Path(".dagfactory") / "render-cache.json"
 MAX_ENTRIES = 100_000
@@ -45,14 +49,57 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 _LIBRARIES = ("yaml", "jinja2", "jsonschema")
 
 
-class CacheEntry(NamedTuple):
+@dataclass(frozen=True)
+class CacheEntry:
+    """What a valid config compiled to: all a hit needs, without compiling it.
+
+    The cache file keeps it by field name (:meth:`to_json`), so that a file written by
+    another version of this record reads as no entry rather than as shifted fields.
+    """
+
     dag_id: str
     dag_id_line: int
     dag_id_column: int
     digest: str
-    inputs: dict[str, dict[str, str | None]] = {}
+    inputs: dict[str, dict[str, str | None]] = field(default_factory=dict)
     code_modules: tuple[str, ...] = ()
-    warnings: tuple[tuple, ...] = ()  # Problem fields, replayed on every hit
+    warnings: tuple[Problem, ...] = ()  # replayed on every hit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "dag_id_line": self.dag_id_line,
+            "dag_id_column": self.dag_id_column,
+            "digest": self.digest,
+            "inputs": self.inputs,
+            "code_modules": list(self.code_modules),
+            "warnings": [warning.to_json() for warning in self.warnings],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CacheEntry:
+        """The entry :meth:`to_json` made; raises :class:`ValueError` for any other shape."""
+        if not isinstance(data, dict) or data.keys() != _ENTRY_FIELDS:
+            raise ValueError("an entry of another shape")
+        inputs, modules = data["inputs"], data["code_modules"]
+        if not (
+            _all_of(data["dag_id"], data["digest"], kind=str)
+            and _all_of(data["dag_id_line"], data["dag_id_column"], kind=int)
+            and isinstance(inputs, dict)
+            and all(
+                isinstance(held, dict)
+                and all(
+                    value is None or isinstance(value, str) for value in held.values()
+                )
+                for held in inputs.values()
+            )
+            and isinstance(modules, list)
+            and _all_of(*modules, kind=str)
+            and isinstance(data["warnings"], list)
+        ):
+            raise ValueError("an entry of another shape")
+        warnings = tuple(map(Problem.from_json, data["warnings"]))
+        return cls(**{**data, "code_modules": tuple(modules), "warnings": warnings})
 
     def inputs_unchanged(self) -> bool:
         """Whether every outside input the config read still holds what it held then."""
@@ -61,6 +108,27 @@ class CacheEntry(NamedTuple):
         return all(_env_digest(name) == held for name, held in env.items()) and all(
             _file_digest(Path(path)) == held for path, held in files.items()
         )
+
+
+_ENTRY_FIELDS = {entry_field.name for entry_field in fields(CacheEntry)}
+_STAT_FIELDS = {"size", "mtime_ns", "ctime_ns", "inode"}
+
+
+def _all_of(*values: object, kind: type) -> bool:
+    """Whether every one of ``values`` is of ``kind``; a bool is not taken for an int."""
+    return all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
+
+
+def _is_file_record(known: Any) -> bool:
+    """Whether ``known`` is a file's record as :meth:`RenderCache.digest_of` keeps it."""
+    return (
+        isinstance(known, dict)
+        and known.keys() == {"stat", "digest"}
+        and isinstance(known["digest"], str)
+        and isinstance(known["stat"], dict)
+        and known["stat"].keys() == _STAT_FIELDS
+        and _all_of(*known["stat"].values(), kind=int)
+    )
 
 
 def recorded_inputs(inputs: Inputs) -> dict[str, dict[str, str | None]]:
@@ -114,25 +182,42 @@ class RenderCache:
         self,
         path: Path,
         entries: dict[str, CacheEntry],
-        files: dict[str, list] | None = None,
+        files: dict[str, dict] | None = None,
     ) -> None:
         self.path = path
         self.entries = entries
         self.added: dict[str, CacheEntry] = {}
-        self.files = files or {}  # path: [size, mtime, ctime, inode, digest]
-        self.seen: dict[str, list] = {}  # the settled files this run looked at
+        # path: {"stat": {size, mtime_ns, ctime_ns, inode}, "digest": its SHA-256}
+        self.files = files or {}
+        self.seen: dict[str, dict] = {}  # the settled files this run looked at
+        # What this run learnt of each file, so that it reads none twice: its digest,
+        # the bytes read for whoever needs them next, and of a DAG file that does not
+        # hold what :meth:`holds` expected: whether it is generated (None: missing).
+        self.digests: dict[str, dict] = {}
+        self.contents: dict[str, bytes] = {}
+        self.replaced: dict[str, bool | None] = {}
 
     @classmethod
     def from_file(cls, path: Path = CACHE_FILE) -> RenderCache:
+        """The cache saved at ``path``; empty when it is missing or has any other shape
+        (corrupt, or written by a version that kept its records otherwise)."""
         try:
             raw = json.loads(path.read_bytes())
-            entries = {key: CacheEntry(*value) for key, value in raw["entries"].items()}
+            entries = {
+                key: CacheEntry.from_json(value)
+                for key, value in raw["entries"].items()
+            }
             files = raw["files"]
-            if not all(isinstance(entry.inputs, dict) for entry in entries.values()):
-                raise ValueError("an entry of another shape")
-            if not all(isinstance(known, list) for known in files.values()):
+            if not all(_is_file_record(known) for known in files.values()):
                 raise ValueError("a file of another shape")
-        except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        except (
+            OSError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            RecursionError,
+        ):
             entries, files = {}, {}
         return cls(path, entries, files)
 
@@ -144,31 +229,57 @@ class RenderCache:
         key.update(data)
         return key.hexdigest()
 
-    def digest_of(self, path: Path) -> str:
-        """The SHA-256 of the file at ``path``; read only when it may have changed.
+    def digest_of(self, path: Path, *, keep: bool = False) -> str:
+        """The SHA-256 of the file at ``path``; read only when it may have changed (its
+        stat differs from when it was read, in an earlier run or this one). With ``keep``, bytes read now stay in :attr:`contents`, so
+        that whoever needs them next does not read the file again.
 
         Raises :class:`OSError` when the file cannot be read.
         """
         name = os.fspath(path)  # as given: the cache file is kept per working folder
         stat = os.stat(name)
-        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        signature = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "ctime_ns": stat.st_ctime_ns,
+            "inode": stat.st_ino,
+        }
         known = self.files.get(name)
-        if known is not None and known[:4] == signature:
+        if known is not None and known["stat"] == signature:
             self.seen[name] = known
-            return known[4]
+            return known["digest"]
+        read_now = self.digests.get(name)
+        if read_now is not None and read_now["stat"] == signature:
+            return read_now["digest"]  # unsettled, but read this run and unchanged
         with open(name, "rb") as file:
-            value = digest(file.read())
+            data = file.read()
+        value = digest(data)
+        self.digests[name] = {"stat": signature, "digest": value}
+        if keep:
+            self.contents[name] = data
         # Stat first, read second: a change in between shows in the next stat.
         if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS:
-            self.seen[name] = [*signature, value]
+            self.seen[name] = {"stat": signature, "digest": value}
         return value
 
     def holds(self, path: Path, expected: str) -> bool:
-        """Whether ``path`` holds the file whose SHA-256 is ``expected``."""
+        """Whether ``path`` holds the file whose SHA-256 is ``expected``.
+
+        A file read now that does not is remembered in :attr:`replaced` (whether it
+        is missing or generated), so that planning need not read it again.
+        """
+        name = os.fspath(path)
         try:
-            return self.digest_of(path) == expected
+            value = self.digest_of(path, keep=True)
+        except (FileNotFoundError, NotADirectoryError):
+            self.replaced[name] = None
+            return False
         except OSError:
             return False
+        data = self.contents.pop(name, None)
+        if value != expected and data is not None:
+            self.replaced[name] = is_generated(data)
+        return value == expected
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, if the outside inputs it recorded are unchanged."""
@@ -186,7 +297,10 @@ class RenderCache:
             return
         entries = _newest_first(self.added, self.entries)
         files = _newest_first(self.seen, self.files)
-        raw = {"entries": entries, "files": files}
+        raw = {
+            "entries": {key: entry.to_json() for key, entry in entries.items()},
+            "files": files,
+        }
         try:
             write_atomic(self.path, json.dumps(raw, separators=(",", ":")))
         except OSError:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import os
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,11 +44,6 @@ _IGNORE_HEADER = (
     f"{GENERATED_MARKER}: the code your configs call, which Airflow must not parse as\n"
     "# DAG files. `dagfactory render` keeps this file: do not edit it.\n"
 )
-
-
-def digest(data: bytes) -> str:
-    """The SHA-256 of ``data``, in hex: how outputs (and a config's inputs) are recognised."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def output_path(out_dir: Path, dag_id: str) -> Path:
@@ -154,12 +148,15 @@ def plan_render(
     out_dir: Path,
     force: Sequence[Path] = (),
     staged: Container[Path] = (),
+    replaced: Mapping[str, bool | None] | None = None,
 ) -> Plan:
     """What rendering a batch into ``out_dir`` does; ``force`` names foreign files to replace.
 
     A config without content needs nothing (its file is already current) unless its
     file is among the ``staged`` ones, already written under a temporary name because
-    it differs from what is there; the writer renames those. Raises :class:`~dagfactory.problems.UsageError` when ``force`` names
+    it differs from what is there; the writer renames those. ``replaced`` tells of a
+    file (by name as given) already read this run and known to differ from its new
+    content whether it is generated (None: missing), so it is not read again. Raises :class:`~dagfactory.problems.UsageError` when ``force`` names
     a file this render does not write.
     """
     outputs = [(output_path(out_dir, unit.dag_id), unit) for unit in rendered]
@@ -174,7 +171,7 @@ def plan_render(
     for path, unit in outputs:
         if unit.content is None and path not in staged:
             continue
-        action = _action(path, unit.content)
+        action = _action(path, unit.content, replaced or {})
         if action is None and path.resolve() not in forced:
             plan.blocked.append(
                 Problem.in_file(
@@ -248,11 +245,21 @@ def _ignore_entries(out_dir: Path, modules: set[str]) -> list[str]:
     return entries
 
 
-def _action(path: Path, content: str | None) -> Action | None:
+def _action(
+    path: Path, content: str | None, replaced: Mapping[str, bool | None]
+) -> Action | None:
     """What writing ``content`` to ``path`` is; None when a foreign file is in the way.
 
     ``content`` None is a file known to differ from what ``path`` holds.
     """
+    name = os.fspath(path)
+    if name in replaced:
+        generated = replaced[name]
+        return (
+            Action.CREATE
+            if generated is None
+            else (Action.UPDATE if generated else None)
+        )
     try:
         current = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):

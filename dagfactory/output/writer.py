@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dagfactory.files import write_temporary
 from dagfactory.output.plan import Plan, PlannedFile
 from dagfactory.problems import Problem
 
@@ -31,44 +32,6 @@ if TYPE_CHECKING:
 # fsync waits on the disk, not the CPU: overlapping many of them is what makes a large
 # batch of writes fast.
 _WRITE_THREADS = 16
-
-
-def write_atomic(path: Path, content: str) -> None:
-    """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
-    temporary = write_temporary(path, content)
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_temporary(path: Path, content: str) -> Path:
-    """``content`` on disk beside ``path``, under a temporary name, ready to be renamed
-    over it; nothing is left behind if that fails."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
-    # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
-    )
-    try:
-        try:
-            stream = os.fdopen(handle, "wb")
-        except BaseException:
-            os.close(handle)  # the stream never took the descriptor over
-            raise
-        with stream:
-            stream.write(content.encode())
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return Path(temporary)
 
 
 class WriteError(Exception):

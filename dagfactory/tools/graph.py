@@ -14,7 +14,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from dagfactory.compile.pipeline import Pipeline, Step
-from dagfactory.output.writer import write_atomic
+from dagfactory.files import write_atomic
 from dagfactory.problems import SetupError, UsageError
 
 DETAIL_LIMIT = 48  # characters of a command or callable shown under a task id

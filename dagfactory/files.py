@@ -1,0 +1,100 @@
+"""Small file helpers that several layers share: a file's digest, writing it whole, and
+a folder of this user's cache that no one else can write.
+
+They live here, below every layer, because ``build``, ``output``, ``compile`` and
+``tools`` all need them: borrowing them sideways from :mod:`dagfactory.output` made
+those layers depend on the output folder's planning and writing for a hash and a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+
+def digest(data: bytes) -> str:
+    """The SHA-256 of ``data``, in hex: how outputs (and a config's inputs) are recognised."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Replace ``path`` with ``content`` so that readers see the old file or the new, never half."""
+    temporary = write_temporary(path, content)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_temporary(path: Path, content: str) -> Path:
+    """``content`` on disk beside ``path``, under a temporary name, ready to be renamed
+    over it; nothing is left behind if that fails."""
+    # Here, not at the top: a render that writes nothing does not pay for tempfile.
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A short fixed prefix: `.<name>.` would push a 250-character DAG id's temporary
+    # name past the 255 bytes a file name may have. Airflow ignores dot-files and `.tmp`.
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
+    )
+    try:
+        try:
+            stream = os.fdopen(handle, "wb")
+        except BaseException:
+            os.close(handle)  # the stream never took the descriptor over
+            raise
+        with stream:
+            stream.write(content.encode())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return Path(temporary)
+
+
+def user_cache_folder(*parts: str) -> Path | None:
+    """dagfactory's folder ``parts`` in this user's cache, made if missing; None when it
+    cannot be trusted with what is executed from it.
+
+    It is ``$XDG_CACHE_HOME/dagfactory`` (``~/.cache/dagfactory`` without it), each
+    level made 0o700, and refused when any level is a link, is not this user's, or is
+    writable by the group or others (another user could plant what is loaded from it),
+    or when it lies inside the working folder: nothing read from a project (which a
+    pull request can fill) is ever executed. None also where there are no user ids.
+    """
+    if not hasattr(os, "getuid"):
+        return None
+    try:
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        base_folder = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+        folder = base_folder / "dagfactory"
+        base_folder.mkdir(parents=True, exist_ok=True)
+        if folder.resolve().is_relative_to(Path.cwd().resolve()):
+            return None
+        for level in (
+            folder,
+            *(folder.joinpath(*parts[: n + 1]) for n in range(len(parts))),
+        ):
+            level.mkdir(mode=0o700, exist_ok=True)
+            if not owned_privately(os.lstat(level), directory=True):
+                return None
+    except (OSError, RuntimeError):  # RuntimeError: no home folder
+        return None
+    return folder.joinpath(*parts)
+
+
+def owned_privately(status: os.stat_result, *, directory: bool) -> bool:
+    """Whether ``status`` is of a folder (or a regular file) that this user owns and
+    that no one else may write."""
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    return (
+        kind(status.st_mode)
+        and status.st_uid == os.getuid()
+        and not status.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
