@@ -24,6 +24,7 @@ from dagfactory.output.cache import RenderCache
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
 from dagfactory.output.writer import Staging
 from dagfactory.problems import EXIT_PROBLEMS
+from dagfactory.project import working_project
 from dagfactory.report import Outcome, Reporter, plural
 
 
@@ -98,7 +99,7 @@ def render(
     """Compile every config and write its DAG file; in the check and diff modes, only
     show what would change (writing nothing, not even under a temporary name)."""
     started = time.perf_counter()
-    cache = RenderCache.from_file()
+    cache = RenderCache.of_project(working_project().root)
     writing = mode is Mode.WRITE
     # Check and diff stage nothing: they write nothing, not even under a temporary name.
     staging = Staging()

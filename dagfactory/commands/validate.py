@@ -8,6 +8,7 @@ from pathlib import Path
 from dagfactory.commands.arguments import Command, add_paths
 from dagfactory.commands.batch import compile_configs, failed
 from dagfactory.output.cache import RenderCache
+from dagfactory.project import working_project
 from dagfactory.report import Outcome, Reporter, plural
 
 
@@ -18,7 +19,10 @@ def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
 def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
     """Compile every config; write nothing (and render nothing: no file is needed)."""
     batch = compile_configs(
-        paths, jobs=jobs, cache=RenderCache.from_file(), render=False
+        paths,
+        jobs=jobs,
+        cache=RenderCache.of_project(working_project().root),
+        render=False,
     )
     if batch.errors:
         return failed(batch)

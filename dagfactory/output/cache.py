@@ -198,6 +198,12 @@ class RenderCache:
         self.replaced: dict[str, bool | None] = {}
 
     @classmethod
+    def of_project(cls, root: Path) -> RenderCache:
+        """The cache of the project at ``root``: one per project, wherever in it a
+        command runs (never a stray ``.dagfactory/`` in a subfolder)."""
+        return cls.from_file(root / CACHE_FILE)
+
+    @classmethod
     def from_file(cls, path: Path = CACHE_FILE) -> RenderCache:
         """The cache saved at ``path``; empty when it is missing or has any other shape
         (corrupt, or written by a version that kept its records otherwise)."""
