@@ -24,6 +24,7 @@ from yaml.nodes import Node
 from yaml.resolver import Resolver
 
 from dagfactory.compile.document import Document, Inputs, merge_defaults
+from dagfactory.compile.environment import withhold_refused
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
 from dagfactory.problems import Problem
 
@@ -115,7 +116,10 @@ def load_config(
         if under.document is None:
             return under
         loaded = Loaded(merge_defaults(under.document, loaded.document))
-    return loaded if loaded.document is None else _read_doc_md(loaded.document)
+    if loaded.document is None:
+        return loaded
+    withhold_refused(loaded.document)
+    return _read_doc_md(loaded.document)
 
 
 def _read_doc_md(doc: Document) -> Loaded:
@@ -237,7 +241,7 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Loaded:
             builder.marks,
             builder.key_marks,
             builder.plain_text,
-            Inputs(env=builder.env, env_uses=builder.env_uses),
+            Inputs(builder.env, builder.env_uses, builder.env_values),
         )
     )
 

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from dagfactory.compile.checks import CHECKS
+from dagfactory.compile.checks import CHECKS, allowed_env
 from dagfactory.compile.document import Document
+from dagfactory.compile.environment import refused_paths
 from dagfactory.compile.schema import fits, json_identity, python_regex, spec_schema
 from dagfactory.compile.yaml12 import describe, yaml_disagreements
 from dagfactory.problems import Problem, SpecPath
@@ -107,6 +108,11 @@ def validate(doc: Document) -> list[Problem]:
     errors += [doc.error(path, message) for path, message in disagreements.items()]
     for check in CHECKS:
         errors += check(doc)
+    # A value withheld for reading a refused variable is not judged: its one problem
+    # is that it reads that variable.
+    withheld = refused_paths(doc)
+    errors = [error for error in errors if error.spec_path not in withheld]
+    errors += allowed_env(doc)
     return sorted(set(errors), key=Problem.sort_key)
 
 
