@@ -27,13 +27,17 @@ import json
 import os
 import sys
 import time
+from errno import EINVAL
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, NamedTuple
 
 from dagfactory.output.plan import digest
 from dagfactory.output.writer import write_atomic
+
+MAX_DIGESTED_BYTES = 64_000_000  # far above any config or DAG file it keys
 
 if TYPE_CHECKING:
     from dagfactory.compile.load import Inputs
@@ -147,10 +151,14 @@ class RenderCache:
     def digest_of(self, path: Path) -> str:
         """The SHA-256 of the file at ``path``; read only when it may have changed.
 
-        Raises :class:`OSError` when the file cannot be read.
+        Raises :class:`OSError` when the file cannot be read, and for what is not a
+        regular file or is larger than MAX_DIGESTED_BYTES (a FIFO would block, a 2 GB
+        file fill the memory): such a file is never in the cache; its loader says why.
         """
         name = os.fspath(path)  # as given: the cache file is kept per working folder
         stat = os.stat(name)
+        if not S_ISREG(stat.st_mode) or stat.st_size > MAX_DIGESTED_BYTES:
+            raise OSError(EINVAL, "not a regular file the render cache may read", name)
         signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         known = self.files.get(name)
         if known is not None and known[:4] == signature:
