@@ -1,3 +1,3 @@
-"""dagfactory: render declarative YAML train-and-choose pipelines into Airflow 3 DAG files."""
+"""dagfactory: render declarative YAML train-and-choose pipelines into DAG files for Airflow 2.10 to 3.4."""
 
 __version__ = "0.1.0"

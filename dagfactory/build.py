@@ -286,10 +286,13 @@ def _source_reader(
     def read(path: Path) -> bytes | None:
         data = kept.pop(os.fspath(path), None)
         if data is None:
+            # Here, not at the top: only a batch that compiles pays for the loader.
+            from dagfactory.compile.load import MAX_BYTES, read_bounded
+
             try:
-                data = path.read_bytes()
+                data = read_bounded(path, MAX_BYTES, "configs")
             except OSError:
-                return None
+                return None  # not a file within the limit: its loader says why
         return data
 
     def sources_of(config: ConfigSource) -> dict[Path, bytes]:

@@ -17,18 +17,22 @@ SpecPath = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+SHOWN_KEY_CHARACTERS = 80
 
 
 def format_spec_path(path: SpecPath) -> str:
     """Render ``("trainers", "models", 1, "task_id")`` as ``trainers.models[1].task_id``.
 
     A key that is empty or holds spaces, line breaks or other unprintable characters is
-    quoted (``op_kwargs['a\\n']``), so every error stays on one readable line.
+    quoted (``op_kwargs['a\\n']``), and a very long one cut short, so every error stays
+    on one readable line.
     """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif len(part) > SHOWN_KEY_CHARACTERS:  # a key of 100,000 characters
+            text += f"[{part[:SHOWN_KEY_CHARACTERS]!r}…]"
         elif not part or not part.isprintable() or " " in part:
             text += f"[{part!r}]"
         else:

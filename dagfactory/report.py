@@ -78,15 +78,22 @@ def error_summary(problems: list[Problem]) -> str:
     )
 
 
+def one_line(text: str) -> str:
+    """``text`` with each line break or other control character escaped as Python
+    writes it (``\\n``, ``\\x1b``): a file name or value holding one must not break the
+    one line a problem is, nor send a terminal its escape sequences."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def text_line(problem: Problem, *, colour: bool) -> str:
     """The one-line text form; with ``colour``, the location bold and the severity coloured."""
+    where, text = one_line(problem.where), one_line(problem.text)
     if not colour:
-        return str(problem)
+        return f"{where}: {problem.severity}: {text}"
     tint = _RED if problem.severity == "error" else _YELLOW
-    return (
-        f"{_BOLD}{problem.where}:{_RESET} {tint}{problem.severity}:{_RESET} "
-        f"{problem.text}"
-    )
+    return f"{_BOLD}{where}:{_RESET} {tint}{problem.severity}:{_RESET} {text}"
 
 
 def github_line(problem: Problem) -> str:
@@ -103,11 +110,11 @@ def github_line(problem: Problem) -> str:
         title += " " + format_spec_path(problem.spec_path)
     properties = []
     if problem.file is not None:
-        properties.append(f"file={escape_property(problem.file)}")
+        properties.append(f"file={escape_property(one_line(problem.file))}")
     if problem.line is not None:
         properties += [f"line={problem.line}", f"col={problem.column}"]
-    properties.append(f"title={escape_property(title)}")
-    message = problem.text + (f"\n{problem.detail}" if problem.detail else "")
+    properties.append(f"title={escape_property(one_line(title))}")
+    message = one_line(problem.text) + (f"\n{problem.detail}" if problem.detail else "")
     return f"::{problem.severity} {','.join(properties)}::{escape_data(message)}"
 
 

@@ -412,8 +412,8 @@ def test_a_doc_md_file_with_a_null_byte_is_one_error_not_a_crash():
         )
     )
     assert found == [
-        "c.yaml:4:16: error: dag.doc_md_file: expected a Markdown file, relative to the"
-        " config's folder, got the text '\\x00'"
+        "c.yaml:4:16: error: dag.doc_md_file: expected a Markdown file of at most 100,000 bytes,"
+        " relative to the config's folder, got the text '\\x00'"
     ]
 
 

@@ -137,11 +137,13 @@ def compile_config(
 
 def compile_text(text: str, name: str, templates: Path | None = None) -> Compilation:
     """Compile a config given as text (no defaults files, nothing read from disk)."""
+    from dagfactory.compile.environment import withhold_refused
     from dagfactory.compile.load import load_text
 
     loaded = load_text(text, name)
     if loaded.document is None:
         return Compilation(None, loaded.problems)
+    withhold_refused(loaded.document)
     return compile_document(loaded.document, templates)
 
 

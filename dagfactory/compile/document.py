@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dagfactory.compile.environment import EnvValue, redact
 from dagfactory.compile.vocabulary import MAX_TRAINERS, matrix_size, trainer_models
 from dagfactory.problems import Problem, SpecPath
 
@@ -34,12 +35,14 @@ class Inputs:
     """What a config used from outside its files: environment variables and a Markdown file.
 
     ``env`` maps each variable an ``!env`` value named to what it held (None: unset),
-    ``env_uses`` each of them to the first value that named it; ``doc_md`` is the text
-    of the file ``doc_md_file`` when the config names one it may read.
+    ``env_uses`` each of them to the first value that named it, ``env_values`` each
+    value written with ``!env`` to what was written; ``doc_md`` is the text of the file
+    ``doc_md_file`` when the config names one it may read.
     """
 
     env: dict[str, str | None] = field(default_factory=dict)
     env_uses: dict[str, SpecPath] = field(default_factory=dict)
+    env_values: dict[SpecPath, EnvValue] = field(default_factory=dict)
     doc_md_file: Path | None = None
     doc_md: str | None = None
 
@@ -64,7 +67,9 @@ class Document:
         return self.marks.get(path, Mark(1, 1))
 
     def error(self, path: SpecPath, message: str, *, key: bool = False) -> Problem:
+        """A problem at ``path``; a value read from the environment is named, not shown."""
         mark = self.locate(path, key=key)
+        message = redact(message, self.inputs.env)
         return Problem(mark.file or self.name, mark.line, mark.column, path, message)
 
     def warning(self, path: SpecPath, message: str) -> Problem:
@@ -149,6 +154,12 @@ def merge_defaults(defaults: Document, doc: Document) -> Document:
                 if path in inherited
             }
             | doc.inputs.env_uses,
+            {
+                path: value
+                for path, value in defaults.inputs.env_values.items()
+                if path in inherited
+            }
+            | doc.inputs.env_values,
         ),
     )
 

@@ -13,6 +13,8 @@ may be. Loading says what it found as a :class:`Loaded`: a document, or its prob
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,10 +26,12 @@ from yaml.nodes import Node
 from yaml.resolver import Resolver
 
 from dagfactory.compile.document import Document, Inputs, merge_defaults
+from dagfactory.compile.environment import withhold_refused
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
 from dagfactory.problems import Problem
 
 MAX_BYTES = 1_000_000
+MAX_DOC_MD_BYTES = 100_000  # the schema's description of doc_md_file says so
 # libyaml's composer recurses in C, about 350 bytes of stack a level (20,000 to 25,000
 # levels crash a process on an 8 MB stack): 200 levels fit in 70 KB, within even musl's
 # 128 KB thread stacks.
@@ -126,7 +130,10 @@ def load_config(
         if under.document is None:
             return under
         loaded = Loaded(merge_defaults(under.document, loaded.document))
-    return loaded if loaded.document is None else _read_doc_md(loaded.document)
+    if loaded.document is None:
+        return loaded
+    withhold_refused(loaded.document)
+    return _read_doc_md(loaded.document)
 
 
 def _read_doc_md(doc: Document) -> Loaded:
@@ -136,10 +143,12 @@ def _read_doc_md(doc: Document) -> Loaded:
     here, is not worked out again when validation judges it.
     """
     location = doc.doc_md_location
-    if location is None or not location[1] or not location[0].is_file():
+    if location is None or not location[1]:
         return Loaded(doc)  # validation says what is wrong with it
     try:
-        text = location[0].read_text("utf-8")
+        text = read_bounded(location[0], MAX_DOC_MD_BYTES, "doc_md files").decode()
+    except FileNotFoundError:
+        return Loaded(doc)  # validation says it is not there
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "it is not UTF-8 text"
         return Loaded.rejected(
@@ -156,12 +165,53 @@ def load_file(path: Path, name: str | None = None) -> Loaded:
     """Read and load ``path``."""
     name = name or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_bounded(path, MAX_BYTES, "configs")
+    except TooLarge as exc:
+        return Loaded.rejected(Problem(name, 1, 1, (), exc.strerror))
     except OSError as exc:
         return Loaded.rejected(
             Problem(name, 1, 1, (), f"cannot read file: {exc.strerror}")
         )
     return load_bytes(raw, name)
+
+
+class TooLarge(OSError):
+    """A file over its limit (``strerror`` says so); not read."""
+
+
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
+
+
+def read_bounded(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, which holds at most ``limit`` of them.
+
+    Its type and size are checked on the opened file before anything is read, and no
+    more than ``limit + 1`` bytes are ever read: a 2 GB file costs no memory, and
+    ``/dev/zero``, a FIFO (opened without waiting for a writer) or a terminal is
+    refused at once. Raises :class:`OSError` (:class:`TooLarge` over the limit) whose
+    ``strerror`` says why.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next(
+                (name for is_kind, name in _KINDS.items() if is_kind(info.st_mode)),
+                "a special file",
+            )
+            raise OSError(0, f"it is not a regular file ({kind})")
+        raw = file.read(limit + 1) if info.st_size <= limit else b""
+    size = max(info.st_size, len(raw))  # it may have grown since
+    if size > limit:
+        message = f"file is {size:,} bytes; {what} are limited to {limit:,} bytes"
+        raise TooLarge(0, message)
+    return raw
 
 
 def load_bytes(raw: bytes, name: str) -> Loaded:
@@ -248,7 +298,7 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Loaded:
             builder.marks,
             builder.key_marks,
             builder.plain_text,
-            Inputs(env=builder.env, env_uses=builder.env_uses),
+            Inputs(builder.env, builder.env_uses, builder.env_values),
         )
     )
 

@@ -19,6 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dagfactory.compile.document import Mark
+from dagfactory.compile.environment import EnvValue
 from dagfactory.compile.text import UserText
 from dagfactory.problems import Problem, SpecPath
 
@@ -50,6 +51,7 @@ class NodeBuilder:
         self.plain_text: dict[SpecPath, str] = {}
         self.env: dict[str, str | None] = {}
         self.env_uses: dict[str, SpecPath] = {}
+        self.env_values: dict[SpecPath, EnvValue] = {}
 
     def error(self, node: Node, path: SpecPath, message: str) -> Problem:
         return Problem(
@@ -141,6 +143,8 @@ class NodeBuilder:
 
     def _substitute(self, node: ScalarNode, path: SpecPath) -> str:
         """Expand ``${NAME}`` and ``${NAME:-fallback}`` in a ``!env`` value, now."""
+        names = tuple(match[1] for match in _ENV_REFERENCE.finditer(node.value))
+        self.env_values[path] = EnvValue(node.value, names)
 
         def expand(match: re.Match[str]) -> str:
             name, fallback = match.groups()
@@ -222,6 +226,10 @@ class NodeBuilder:
         return merged
 
     def _key(self, node: Node, path: SpecPath) -> str | None:
+        if node.tag == ENV_TAG:
+            message = "!env gives values, not keys: write the key itself"
+            self.problems.append(self.error(node, path, message))
+            return None
         if not isinstance(node, ScalarNode):
             self.problems.append(
                 self.error(

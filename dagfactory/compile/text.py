@@ -1,4 +1,6 @@
-"""The marker type for text that came from a config."""
+"""Config text: the marker type for it, and how a message quotes it."""
+
+QUOTED_CHARACTERS = 80
 
 
 class UserText(str):
@@ -9,3 +11,14 @@ class UserText(str):
     """
 
     __slots__ = ()
+
+
+def quoted(text: str) -> str:
+    """``text`` as a message quotes it: ``'abc'``, or its start when it is long.
+
+    A message is one line a person reads: a 100,000-character value is named by its
+    first QUOTED_CHARACTERS characters and its length, not echoed whole.
+    """
+    if len(text) <= QUOTED_CHARACTERS:
+        return repr(text)
+    return f"{text[:QUOTED_CHARACTERS]!r}… ({len(text):,} characters)"

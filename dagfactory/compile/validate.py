@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from dagfactory.compile.checks import CHECKS
+from dagfactory.compile.checks import CHECKS, allowed_env
 from dagfactory.compile.document import Document
+from dagfactory.compile.environment import refused_paths
 from dagfactory.compile.schema import fits, json_identity, python_regex, spec_schema
+from dagfactory.compile.text import quoted
 from dagfactory.compile.yaml12 import describe, yaml_disagreements
 from dagfactory.problems import Problem, SpecPath
 
@@ -107,6 +109,11 @@ def validate(doc: Document) -> list[Problem]:
     errors += [doc.error(path, message) for path, message in disagreements.items()]
     for check in CHECKS:
         errors += check(doc)
+    # A value withheld for reading a refused variable is not judged: its one problem
+    # is that it reads that variable.
+    withheld = refused_paths(doc)
+    errors = [error for error in errors if error.spec_path not in withheld]
+    errors += allowed_env(doc)
     return sorted(set(errors), key=Problem.sort_key)
 
 
@@ -150,14 +157,14 @@ def _schema_errors(
             suggestion = f"did you mean {hint[0]!r}? " if hint else ""
             yield doc.error(
                 (*path, key),
-                f"unknown key {key!r}; {suggestion}allowed: {', '.join(allowed)}",
+                f"unknown key {quoted(key)}; {suggestion}allowed: {', '.join(allowed)}",
                 key=True,
             )
         return
     if "propertyNames" in error.schema_path:
         yield doc.error(
             (*path, instance),
-            f"the key {instance!r} is not {_expected(schema)}",
+            f"the key {quoted(instance)} is not {_expected(schema)}",
             key=True,
         )
         return

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from dagfactory.compile.text import quoted
 from dagfactory.problems import SpecPath
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {value!r}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {quoted(value)}"
     if isinstance(value, list):
         return "a list"
     return "a mapping"

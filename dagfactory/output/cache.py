@@ -30,14 +30,18 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, fields
+from errno import EINVAL
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from dagfactory.compile.header import is_generated
 from dagfactory.files import digest, write_atomic
 from dagfactory.problems import Problem
+
+MAX_DIGESTED_BYTES = 64_000_000  # far above any config or DAG file it keys
 
 if TYPE_CHECKING:
     from dagfactory.compile.document import Inputs
@@ -240,10 +244,14 @@ class RenderCache:
         stat differs from when it was read, in an earlier run or this one). With ``keep``, bytes read now stay in :attr:`contents`, so
         that whoever needs them next does not read the file again.
 
-        Raises :class:`OSError` when the file cannot be read.
+        Raises :class:`OSError` when the file cannot be read, and for what is not a
+        regular file or is larger than MAX_DIGESTED_BYTES (a FIFO would block, a 2 GB
+        file fill the memory): such a file is never in the cache; its loader says why.
         """
         name = os.fspath(path)  # as given: the cache file is kept per working folder
         stat = os.stat(name)
+        if not S_ISREG(stat.st_mode) or stat.st_size > MAX_DIGESTED_BYTES:
+            raise OSError(EINVAL, "not a regular file the render cache may read", name)
         signature = {
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
