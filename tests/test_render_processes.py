@@ -89,3 +89,44 @@ def test_jobs_beyond_the_cpus_start_no_more_workers_than_cpus(tmp_path):
         time.sleep(0.01)
     assert render.returncode == 0
     assert 1 <= most <= (os.cpu_count() or 1)
+
+
+def test_concurrent_prune_renders_after_a_dag_id_change_all_succeed(tmp_path):
+    folder = Path("configs/many")
+    for round_number in range(4):
+        for index in range(20):
+            text = VALID.replace("dag_id: demo", f"dag_id: d{index}_r{round_number}")
+            (folder / f"c{index:02d}.yaml").parent.mkdir(parents=True, exist_ok=True)
+            (folder / f"c{index:02d}.yaml").write_text(text, "utf-8")
+        renders = [
+            subprocess.Popen(
+                [sys.executable, "-m", "dagfactory", "render", "--prune", "configs"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for render in renders:
+            _, stderr = render.communicate(timeout=120)
+            assert render.returncode == 0, stderr
+            assert "Traceback" not in stderr
+        names = {path.name for path in Path("generated_dags").glob("d*_r*.py")}
+        assert names == {f"d{index}_r{round_number}.py" for index in range(20)}
+        assert not list(Path("generated_dags").glob(".dagfactory-*.tmp"))
+
+
+def test_sigterm_stops_a_render_as_ctrl_c_does_and_leaves_no_temporary(tmp_path):
+    write_configs(Path("configs/many"), 600)
+    out = Path("generated_dags")
+    before = {path.name for path in out.iterdir()}
+    render = start_render("--jobs", "2")
+    deadline = time.monotonic() + 60
+    while render.poll() is None and time.monotonic() < deadline:
+        if any(out.glob(".dagfactory-*.tmp")):
+            break
+        time.sleep(0.005)
+    assert render.poll() is None, "the render finished before it staged a file"
+    render.send_signal(signal.SIGTERM)
+    assert render.wait(timeout=30) == 130
+    assert {path.name for path in out.iterdir()} == before
