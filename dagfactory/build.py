@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
 from dagfactory.configs import ConfigSource, display_name
-from dagfactory.files import digest
+from dagfactory.files import digest, read_regular
+from dagfactory.limits import MAX_CONFIG_BYTES
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
 from dagfactory.output.plan import output_path, recorded_name
 from dagfactory.problems import Problem
@@ -228,6 +229,7 @@ def _cache_keys(
     """
     named_digest = functools.partial(_named_digest, cache)
     shared = functools.cache(named_digest)
+    limit = MAX_CONFIG_BYTES
     template_files = (
         sorted(path for path in templates.rglob("*") if path.is_file())
         if templates is not None
@@ -236,8 +238,9 @@ def _cache_keys(
     keys = {}
     for index, config in enumerate(configs):
         try:
-            own = named_digest(config.path, config.name)
-            inputs = [shared(path, name) for path, name in config.defaults] + [
+            own = named_digest(config.path, config.name, limit=limit)
+            inputs = [shared(path, name, limit=limit) for path, name in config.defaults]
+            inputs += [
                 shared(path, display_name(path), keep=False) for path in template_files
             ]
         except OSError:
@@ -249,11 +252,16 @@ def _cache_keys(
 
 
 def _named_digest(
-    cache: RenderCache, path: Path, name: str, *, keep: bool = True
+    cache: RenderCache,
+    path: Path,
+    name: str,
+    *,
+    keep: bool = True,
+    limit: int | None = None,
 ) -> bytes:
     """A file's name and SHA-256, as they enter a render-cache key; with ``keep``,
     bytes read now are kept for compiling (see :func:`_source_reader`)."""
-    value = cache.digest_of(path, keep=keep)
+    value = cache.digest_of(path, keep=keep, limit=limit)
     return f"{name}\0{value}".encode("utf-8", "surrogateescape")
 
 
@@ -262,8 +270,9 @@ def _source_reader(
 ) -> Callable[[ConfigSource], dict[Path, bytes]]:
     """The bytes of a config's file and its defaults files, for compiling it: those the
     render cache read for its key, else read now; a defaults file is read once for the
-    batch, whatever the number of configs below it. A file that cannot be read is left
-    out (compiling it reports why)."""
+    batch, whatever the number of configs below it. A file that cannot be read, is
+    not a regular file or is larger than a config may be is left out, unread
+    (compiling it reports why)."""
     kept = {} if cache is None else cache.contents
     defaults: dict[Path, bytes | None] = {}
 
@@ -271,7 +280,7 @@ def _source_reader(
         data = kept.pop(os.fspath(path), None)
         if data is None:
             try:
-                data = path.read_bytes()
+                data = read_regular(path, MAX_CONFIG_BYTES)
             except OSError:
                 return None
         return data

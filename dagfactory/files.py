@@ -8,15 +8,47 @@ those layers depend on the output folder's planning and writing for a hash and a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 def digest(data: bytes) -> str:
     """The SHA-256 of ``data``, in hex: how outputs (and a config's inputs) are recognised."""
     return hashlib.sha256(data).hexdigest()
+
+
+def read_regular(path: Path | str, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    Raises :class:`OSError` for anything else, without reading it: a FIFO (opened
+    without blocking, never waited on), a device (``/dev/zero`` never ends), a file
+    larger than ``limit`` (at most ``limit + 1`` bytes are read to know).
+    """
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with _stream(handle, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        if limit is None:
+            return file.read()
+        data = b"" if status.st_size > limit else file.read(limit + 1)
+    if status.st_size > limit or len(data) > limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), os.fspath(path))
+    return data
+
+
+def _stream(handle: int, mode: str) -> BinaryIO:
+    """A stream over the open descriptor ``handle``; closed if the stream cannot
+    take it over."""
+    try:
+        return os.fdopen(handle, mode)
+    except BaseException:
+        os.close(handle)
+        raise
 
 
 def write_atomic(path: Path, content: str) -> None:
@@ -42,12 +74,7 @@ def write_temporary(path: Path, content: str) -> Path:
         dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
-        try:
-            stream = os.fdopen(handle, "wb")
-        except BaseException:
-            os.close(handle)  # the stream never took the descriptor over
-            raise
-        with stream:
+        with _stream(handle, "wb") as stream:
             stream.write(content.encode())
             stream.flush()
             os.fsync(stream.fileno())
