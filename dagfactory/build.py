@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
 from dagfactory.configs import ConfigSource, display_name
-from dagfactory.files import digest
+from dagfactory.files import digest, read_bounded
+from dagfactory.limits import MAX_CONFIG_BYTES
 from dagfactory.output.cache import CacheEntry, RenderCache, recorded_inputs
 from dagfactory.output.plan import output_path, recorded_name
 from dagfactory.problems import Problem
+from dagfactory.workers import compile_all, default_jobs
 
 if TYPE_CHECKING:
     from dagfactory.compile.pipeline import Pipeline
     from dagfactory.compile.render import TemplateCache
-
-# Below this many configs to compile, starting worker processes costs more than it saves.
-PARALLEL_MIN_CONFIGS = 200
-# Worker processes take configs in chunks of at most this many, and each is at most this
-# many chunks ahead of the caller: what waits in memory does not grow with the batch.
-CHUNK_CONFIGS = 32
-CHUNKS_IN_FLIGHT_PER_JOB = 4
-
-
-def default_jobs(configs: int) -> int:
-    """Every CPU this process may use for a large batch; one process for a small one."""
-    if configs < PARALLEL_MIN_CONFIGS:
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -170,7 +155,7 @@ def compile_batch(
                 cache.contents.pop(os.fspath(configs[index].path), None)  # not needed
     pending = [index for index, result in enumerate(results) if result is None]
     jobs = default_jobs(len(pending)) if jobs is None else jobs
-    outcomes = _compile_all(
+    outcomes = compile_all(
         [configs[i] for i in pending],
         [names[i] for i in pending],
         _source_reader(cache),
@@ -244,6 +229,7 @@ def _cache_keys(
     """
     named_digest = functools.partial(_named_digest, cache)
     shared = functools.cache(named_digest)
+    limit = MAX_CONFIG_BYTES
     template_files = (
         sorted(path for path in templates.rglob("*") if path.is_file())
         if templates is not None
@@ -252,8 +238,9 @@ def _cache_keys(
     keys = {}
     for index, config in enumerate(configs):
         try:
-            own = named_digest(config.path, config.name)
-            inputs = [shared(path, name) for path, name in config.defaults] + [
+            own = named_digest(config.path, config.name, limit=limit)
+            inputs = [shared(path, name, limit=limit) for path, name in config.defaults]
+            inputs += [
                 shared(path, display_name(path), keep=False) for path in template_files
             ]
         except OSError:
@@ -265,11 +252,16 @@ def _cache_keys(
 
 
 def _named_digest(
-    cache: RenderCache, path: Path, name: str, *, keep: bool = True
+    cache: RenderCache,
+    path: Path,
+    name: str,
+    *,
+    keep: bool = True,
+    limit: int | None = None,
 ) -> bytes:
     """A file's name and SHA-256, as they enter a render-cache key; with ``keep``,
     bytes read now are kept for compiling (see :func:`_source_reader`)."""
-    value = cache.digest_of(path, keep=keep)
+    value = cache.digest_of(path, keep=keep, limit=limit)
     return f"{name}\0{value}".encode("utf-8", "surrogateescape")
 
 
@@ -278,19 +270,17 @@ def _source_reader(
 ) -> Callable[[ConfigSource], dict[Path, bytes]]:
     """The bytes of a config's file and its defaults files, for compiling it: those the
     render cache read for its key, else read now; a defaults file is read once for the
-    batch, whatever the number of configs below it. A file that cannot be read is left
-    out (compiling it reports why)."""
+    batch, whatever the number of configs below it. A file that cannot be read, is
+    not a regular file or is larger than a config may be is left out, unread
+    (compiling it reports why)."""
     kept = {} if cache is None else cache.contents
     defaults: dict[Path, bytes | None] = {}
 
     def read(path: Path) -> bytes | None:
         data = kept.pop(os.fspath(path), None)
         if data is None:
-            # Here, not at the top: only a batch that compiles pays for the loader.
-            from dagfactory.compile.load import MAX_BYTES, read_bounded
-
             try:
-                data = read_bounded(path, MAX_BYTES, "configs")
+                data = read_bounded(path, MAX_CONFIG_BYTES, "configs")
             except OSError:
                 return None  # not a file within the limit: its loader says why
         return data
@@ -340,68 +330,3 @@ def _compile_one(
         sources=sources,
         defaults_documents=defaults_documents,
     )
-
-
-# A _compile_one with its settings bound: (config, recorded_as, sources, *, defaults_documents).
-CompileOne = Callable[..., "Compilation"]
-
-
-def _compile_all(
-    configs: list[ConfigSource],
-    recorded_as: list[str],
-    sources_of: Callable[[ConfigSource], dict[Path, bytes]],
-    jobs: int,
-    compile_one: CompileOne,
-) -> Iterator[Compilation]:
-    """``compile_one`` of each config, in order, on ``jobs`` worker processes.
-
-    ``compile_one`` (a :func:`_compile_one` with every setting bound but the defaults
-    documents) is sent to each worker with its chunk: a worker knows nothing it is not
-    handed. Each defaults file is loaded once for the batch (in a worker, once for
-    each chunk).
-    """
-    if jobs <= 1 or len(configs) <= 1:
-        compile_one = functools.partial(
-            compile_one, defaults_documents=DefaultsDocuments()
-        )
-        yield from map(compile_one, configs, recorded_as, map(sources_of, configs))
-        return
-    # Here, not at the top: multiprocessing costs a small render 20 ms to import.
-    from collections import deque
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    jobs = min(jobs, len(configs))
-    size = max(1, min(CHUNK_CONFIGS, len(configs) // (jobs * 8)))
-    chunks = (
-        (
-            configs[start : start + size],
-            recorded_as[start : start + size],
-            [sources_of(config) for config in configs[start : start + size]],
-        )
-        for start in range(0, len(configs), size)
-    )
-    with ProcessPoolExecutor(max_workers=jobs) as executor:
-        # A window of chunks in flight, not all of them (as executor.map would): the
-        # results of chunks the caller has not taken yet, their files' texts, wait in
-        # memory, and the caller (writing files) is often slower than the workers.
-        window: deque[Future[list[Compilation]]] = deque()
-        for chunk in chunks:
-            window.append(executor.submit(_compile_chunk, *chunk, compile_one))
-            if len(window) > jobs * CHUNKS_IN_FLIGHT_PER_JOB:
-                yield from window.popleft().result()
-        while window:
-            yield from window.popleft().result()
-
-
-def _compile_chunk(
-    configs: list[ConfigSource],
-    recorded_as: list[str],
-    sources: list[dict[Path, bytes]],
-    compile_one: CompileOne,
-) -> list[Compilation]:
-    """``compile_one`` of each config, in a worker: one round trip for several."""
-    defaults_documents = DefaultsDocuments()
-    return [
-        compile_one(*arguments, defaults_documents=defaults_documents)
-        for arguments in zip(configs, recorded_as, sources, strict=True)
-    ]

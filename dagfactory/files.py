@@ -8,15 +8,68 @@ those layers depend on the output folder's planning and writing for a hash and a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 def digest(data: bytes) -> str:
     """The SHA-256 of ``data``, in hex: how outputs (and a config's inputs) are recognised."""
     return hashlib.sha256(data).hexdigest()
+
+
+class TooLarge(OSError):
+    """A file over its limit (``strerror`` says so); not read."""
+
+
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
+
+
+def read_bounded(path: Path | str, limit: int | None, what: str = "files") -> bytes:
+    """The bytes of the regular file at ``path``, which holds at most ``limit`` of them.
+
+    Its type and size are checked on the opened file before anything is read, and no
+    more than ``limit + 1`` bytes are ever read: a 2 GB file costs no memory, and
+    ``/dev/zero``, a FIFO (opened without waiting for a writer) or a terminal is
+    refused at once. Raises :class:`OSError` (:class:`TooLarge` over the limit) whose
+    ``strerror`` says why, in words for a problem about ``what`` the file is.
+    """
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
+    with _stream(handle, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            kind = next(
+                (name for is_kind, name in _KINDS.items() if is_kind(info.st_mode)),
+                "a special file",
+            )
+            raise OSError(errno.EINVAL, f"it is not a regular file ({kind})")
+        if limit is None:
+            return file.read()
+        raw = file.read(limit + 1) if info.st_size <= limit else b""
+    size = max(info.st_size, len(raw))  # it may have grown since
+    if size > limit:
+        message = f"file is {size:,} bytes; {what} are limited to {limit:,} bytes"
+        raise TooLarge(errno.EFBIG, message)
+    return raw
+
+
+def _stream(handle: int, mode: str) -> BinaryIO:
+    """A stream over the open descriptor ``handle``; closed if the stream cannot
+    take it over."""
+    try:
+        return os.fdopen(handle, mode)
+    except BaseException:
+        os.close(handle)
+        raise
 
 
 def write_atomic(path: Path, content: str) -> None:
@@ -42,12 +95,7 @@ def write_temporary(path: Path, content: str) -> Path:
         dir=path.parent, prefix=".dagfactory-", suffix=".tmp"
     )
     try:
-        try:
-            stream = os.fdopen(handle, "wb")
-        except BaseException:
-            os.close(handle)  # the stream never took the descriptor over
-            raise
-        with stream:
+        with _stream(handle, "wb") as stream:
             stream.write(content.encode())
             stream.flush()
             os.fsync(stream.fileno())

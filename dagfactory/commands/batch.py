@@ -7,13 +7,18 @@ and a write's report read the same whichever command met them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.build import Batch, Rendered, compile_batch
 from dagfactory.configs import discover
 from dagfactory.output.cache import RenderCache
+from dagfactory.output.guard import OutputGuard
 from dagfactory.output.plan import Plan, PlannedFile
 from dagfactory.output.writer import Staging, apply
 from dagfactory.problems import EXIT_PROBLEMS, Problem, TemplateError, UsageError
@@ -75,10 +80,14 @@ def stale_reason(stale: PlannedFile) -> str:
 
 
 def write(
-    plan: Plan, *, prune: bool = False, staging: Staging | None = None
+    plan: Plan,
+    *,
+    prune: bool = False,
+    staging: Staging | None = None,
+    journal: Path | None = None,
 ) -> Outcome:
     """Carry the plan out: its changes, and with ``prune`` its stale files."""
-    applied = apply(plan, prune=prune, staging=staging)
+    applied = apply(plan, prune=prune, staging=staging, journal=journal)
     if applied.failure is not None:
         return Outcome(EXIT_PROBLEMS, [applied.failure])
     outcome = Outcome()
@@ -96,3 +105,40 @@ def write(
             for stale in plan.stale
         ]
     return outcome
+
+
+@contextlib.contextmanager
+def writing_to(
+    out_dir: Path, project_root: Path, *, create: bool = True
+) -> Iterator[OutputGuard]:
+    """The block of a command that writes (with ``create``: or previews) ``out_dir``.
+
+    SIGTERM (``docker stop``, Kubernetes) interrupts it as Ctrl-C does, so that every
+    temporary file is removed on the way out (the exit status is 130 for both), and
+    the folder's lock is held (:mod:`dagfactory.output.guard`), told on stderr when
+    another render holds it.
+    """
+    guard = OutputGuard(project_root, out_dir)
+    with _sigterm_interrupts(), guard.hold(_tell_waiting, create=create):
+        yield guard
+
+
+def _tell_waiting(message: str) -> None:
+    print(f"dagfactory: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the block (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

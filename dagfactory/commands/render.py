@@ -18,9 +18,16 @@ from dagfactory.commands.arguments import (
     add_paths,
     add_templates,
 )
-from dagfactory.commands.batch import compile_configs, failed, stale_reason, write
+from dagfactory.commands.batch import (
+    compile_configs,
+    failed,
+    stale_reason,
+    write,
+    writing_to,
+)
 from dagfactory.compile.render import TemplateCache
 from dagfactory.output.cache import RenderCache
+from dagfactory.output.guard import Leftovers
 from dagfactory.output.plan import Action, Plan, output_path, plan_render
 from dagfactory.output.writer import Staging
 from dagfactory.problems import EXIT_PROBLEMS
@@ -97,12 +104,53 @@ def render(
     jobs: int | None = None,
 ) -> Outcome:
     """Compile every config and write its DAG file; in the check and diff modes, only
-    show what would change (writing nothing, not even under a temporary name)."""
+    show what would change (writing nothing, not even under a temporary name).
+
+    The output folder's lock is held from before planning to the last write; what a
+    dead render left there is finished or removed first (or, in the check and diff
+    modes, reported).
+    """
     started = time.perf_counter()
-    cache = RenderCache.of_project(working_project().root)
+    root = working_project().root
+    writing = mode is Mode.WRITE
+    with writing_to(out_dir, root, create=writing) as guard:
+        leftovers = guard.leftovers()
+        if writing:
+            guard.recover(leftovers)
+        cache = RenderCache.of_project(root)
+        options = {"mode": mode, "prune": prune, "force": force, "jobs": jobs}
+        outcome = _render(
+            paths,
+            out_dir,
+            cache,
+            leftovers,
+            guard.journal_path,
+            started,
+            templates=templates,
+            **options,
+        )
+    if writing and leftovers:
+        _tell_recovered(outcome, leftovers)
+    return outcome
+
+
+def _render(
+    paths: list[Path],
+    out_dir: Path,
+    cache: RenderCache,
+    leftovers: Leftovers,
+    journal: Path | None,
+    started: float,
+    *,
+    mode: Mode,
+    prune: bool,
+    force: Sequence[Path],
+    templates: Path | None,
+    jobs: int | None,
+) -> Outcome:
     writing = mode is Mode.WRITE
     # Check and diff stage nothing: they write nothing, not even under a temporary name.
-    staging = Staging()
+    staging = Staging(journal)
     try:
         batch = compile_configs(
             paths,
@@ -125,7 +173,7 @@ def render(
         if writing:
             outcome = write(plan, prune=prune, staging=staging)
         else:
-            outcome = _preview(plan, diff=mode is Mode.DIFF)
+            outcome = _preview(plan, leftovers, diff=mode is Mode.DIFF)
     finally:
         staging.discard()
     outcome.problems[:0] = [*batch.problems, *plan.warnings]
@@ -142,6 +190,19 @@ def render(
     return outcome
 
 
+def _tell_recovered(outcome: Outcome, leftovers: Leftovers) -> None:
+    """What the render finished or removed of a dead render's, told first."""
+    lines = [
+        f"finished renaming {final} (a render was interrupted while renaming)"
+        for _, final in leftovers.unfinished
+    ]
+    lines += [
+        f"removed {path} (a temporary file an interrupted render left)"
+        for path in leftovers.temporary
+    ]
+    outcome.output[:0] = [f"{line}\n" for line in lines]
+
+
 def _stage(
     staging: Staging, cache: RenderCache, out_dir: Path, unit: Rendered
 ) -> Rendered:
@@ -152,13 +213,28 @@ def _stage(
     return dataclasses.replace(unit, content=None, pipeline=None)
 
 
-def _preview(plan: Plan, *, diff: bool) -> Outcome:
+def _preview(plan: Plan, leftovers: Leftovers, *, diff: bool) -> Outcome:
     """``--check`` or ``--diff``: what rendering would change; writes nothing.
 
-    ``--check`` names each file that would change, each followed by its unified diff;
-    ``--diff`` prints the diffs alone (a patch).
+    ``--check`` names each file that would change, each followed by its unified diff,
+    and what a dead render left; ``--diff`` prints the diffs alone (a patch).
     """
     outcome = Outcome()
+    if not diff:
+        for _, final in leftovers.unfinished:
+            outcome.say(
+                f"would finish renaming {final} (a render was interrupted while "
+                "renaming: the folder holds old and new files)"
+            )
+        for path in leftovers.temporary:
+            outcome.say(
+                f"would remove {path} (a temporary file an interrupted render left)"
+            )
+    if leftovers:
+        outcome.notes.append(
+            "an interrupted render left the output folder unfinished; "
+            "run `dagfactory render`"
+        )
     extra = [plan.ignore_file] if plan.ignore_file is not None else []
     for planned in [*plan.files, *extra]:
         if planned.action is Action.UNCHANGED:
@@ -184,7 +260,7 @@ def _preview(plan: Plan, *, diff: bool) -> Outcome:
             f"{plural(len(stale), 'stale generated file')} would be removed; "
             "run `dagfactory render --prune`"
         )
-    if plan.writes or stale:
+    if plan.writes or stale or leftovers:
         outcome.exit_code = EXIT_PROBLEMS
     else:
         outcome.say(f"{plural(plan.total, 'DAG file')} up to date")

@@ -14,9 +14,10 @@ from dagfactory.commands.arguments import (
     add_out,
     add_templates,
 )
-from dagfactory.commands.batch import compile_configs, failed, write
+from dagfactory.commands.batch import compile_configs, failed, write, writing_to
 from dagfactory.output.plan import Plan, plan_render
 from dagfactory.problems import EXIT_PROBLEMS, Problem, UsageError
+from dagfactory.project import working_project
 from dagfactory.report import Outcome, Reporter
 
 if TYPE_CHECKING:
@@ -91,11 +92,13 @@ def run(
     if not units:
         raise UsageError(f"no config in {configs} has dag_id {target!r}")
     (unit,) = units
-    plan = plan_render([unit], out_dir)
-    if plan.blocked:
-        return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
-    # Only this config's files: stale files are `render`'s business.
-    outcome = write(Plan(plan.total, plan.changes, ignore_file=plan.ignore_file))
+    with writing_to(out_dir, working_project().root) as guard:
+        plan = plan_render([unit], out_dir)
+        if plan.blocked:
+            return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
+        # Only this config's files: stale files (and leftovers) are `render`'s business.
+        only_this = Plan(plan.total, plan.changes, ignore_file=plan.ignore_file)
+        outcome = write(only_this, journal=guard.journal_path)
     if outcome.exit_code:
         return outcome
     pipeline = unit.pipeline

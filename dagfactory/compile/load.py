@@ -13,8 +13,6 @@ may be. Loading says what it found as a :class:`Loaded`: a document, or its prob
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,9 +26,10 @@ from yaml.resolver import Resolver
 from dagfactory.compile.document import Document, Inputs, merge_defaults
 from dagfactory.compile.environment import withhold_refused
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
+from dagfactory.files import TooLarge, read_bounded
+from dagfactory.limits import MAX_CONFIG_BYTES as MAX_BYTES
 from dagfactory.problems import Problem
 
-MAX_BYTES = 1_000_000
 MAX_DOC_MD_BYTES = 100_000  # the schema's description of doc_md_file says so
 # libyaml's composer recurses in C, about 350 bytes of stack a level (20,000 to 25,000
 # levels crash a process on an 8 MB stack): 200 levels fit in 70 KB, within even musl's
@@ -173,45 +172,6 @@ def load_file(path: Path, name: str | None = None) -> Loaded:
             Problem(name, 1, 1, (), f"cannot read file: {exc.strerror}")
         )
     return load_bytes(raw, name)
-
-
-class TooLarge(OSError):
-    """A file over its limit (``strerror`` says so); not read."""
-
-
-_KINDS = {
-    stat.S_ISDIR: "a folder",
-    stat.S_ISFIFO: "a FIFO",
-    stat.S_ISCHR: "a character device",
-    stat.S_ISBLK: "a block device",
-    stat.S_ISSOCK: "a socket",
-}
-
-
-def read_bounded(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of the regular file at ``path``, which holds at most ``limit`` of them.
-
-    Its type and size are checked on the opened file before anything is read, and no
-    more than ``limit + 1`` bytes are ever read: a 2 GB file costs no memory, and
-    ``/dev/zero``, a FIFO (opened without waiting for a writer) or a terminal is
-    refused at once. Raises :class:`OSError` (:class:`TooLarge` over the limit) whose
-    ``strerror`` says why.
-    """
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            kind = next(
-                (name for is_kind, name in _KINDS.items() if is_kind(info.st_mode)),
-                "a special file",
-            )
-            raise OSError(0, f"it is not a regular file ({kind})")
-        raw = file.read(limit + 1) if info.st_size <= limit else b""
-    size = max(info.st_size, len(raw))  # it may have grown since
-    if size > limit:
-        message = f"file is {size:,} bytes; {what} are limited to {limit:,} bytes"
-        raise TooLarge(0, message)
-    return raw
 
 
 def load_bytes(raw: bytes, name: str) -> Loaded:

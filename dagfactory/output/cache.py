@@ -24,13 +24,13 @@ no tool can set back, is among what is compared.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field, fields
-from errno import EINVAL
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -38,10 +38,8 @@ from stat import S_ISREG
 from typing import TYPE_CHECKING, Any
 
 from dagfactory.compile.header import is_generated
-from dagfactory.files import digest, write_atomic
+from dagfactory.files import digest, read_bounded, write_atomic
 from dagfactory.problems import Problem
-
-MAX_DIGESTED_BYTES = 64_000_000  # far above any config or DAG file it keys
 
 if TYPE_CHECKING:
     from dagfactory.compile.document import Inputs
@@ -239,19 +237,20 @@ class RenderCache:
         key.update(data)
         return key.hexdigest()
 
-    def digest_of(self, path: Path, *, keep: bool = False) -> str:
+    def digest_of(
+        self, path: Path, *, keep: bool = False, limit: int | None = None
+    ) -> str:
         """The SHA-256 of the file at ``path``; read only when it may have changed (its
         stat differs from when it was read, in an earlier run or this one). With ``keep``, bytes read now stay in :attr:`contents`, so
         that whoever needs them next does not read the file again.
 
-        Raises :class:`OSError` when the file cannot be read, and for what is not a
-        regular file or is larger than MAX_DIGESTED_BYTES (a FIFO would block, a 2 GB
-        file fill the memory): such a file is never in the cache; its loader says why.
+        Raises :class:`OSError` when the file cannot be read, is not a regular file or
+        is larger than ``limit`` bytes: then it is not read at all.
         """
         name = os.fspath(path)  # as given: the cache file is kept per working folder
         stat = os.stat(name)
-        if not S_ISREG(stat.st_mode) or stat.st_size > MAX_DIGESTED_BYTES:
-            raise OSError(EINVAL, "not a regular file the render cache may read", name)
+        if not S_ISREG(stat.st_mode) or (limit is not None and stat.st_size > limit):
+            raise OSError(errno.EINVAL, "not a regular file within the limit", name)
         signature = {
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
@@ -265,8 +264,7 @@ class RenderCache:
         read_now = self.digests.get(name)
         if read_now is not None and read_now["stat"] == signature:
             return read_now["digest"]  # unsettled, but read this run and unchanged
-        with open(name, "rb") as file:
-            data = file.read()
+        data = read_bounded(name, limit)
         value = digest(data)
         self.digests[name] = {"stat": signature, "digest": value}
         if keep:

@@ -14,12 +14,15 @@ import contextlib
 import errno
 import itertools
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.files import write_temporary
+from dagfactory.output.guard import write_journal
 from dagfactory.output.plan import Plan, PlannedFile
 from dagfactory.problems import Problem
 
@@ -57,7 +60,9 @@ class Staging:
     # Texts handed over but not yet on disk: memory stays bounded when the disk is slow.
     IN_FLIGHT = 64
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Path | None = None) -> None:
+        # Where the renames are listed while they are made (see :mod:`.guard`).
+        self._journal = journal
         self._executor: ThreadPoolExecutor | None = None  # started by the first file
         self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
         self._lock = threading.Lock()
@@ -79,13 +84,16 @@ class Staging:
         while folder not in self._created and not folder.exists():
             self._created.add(folder)
             folder = folder.parent
-        if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
+        # An interrupt inside submit could start a thread that shutdown does not
+        # wait for, writing a file after discard: it waits until the file is handed over.
+        with _interrupts_deferred():
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
-        self._slots.acquire()
-        ticket = self._latest[path] = next(self._tickets)
-        self._executor.submit(self._write, path, content, ticket)
+                self._executor = ThreadPoolExecutor(max_workers=_WRITE_THREADS)
+            self._slots.acquire()
+            ticket = self._latest[path] = next(self._tickets)
+            self._executor.submit(self._write, path, content, ticket)
 
     def _write(self, path: Path, content: str, ticket: int) -> None:
         try:
@@ -124,13 +132,21 @@ class Staging:
                 raise WriteError(path, exc) from exc
             if isinstance(made[path], Exception):
                 raise made[path]
-        self._committed = True
-        for path in paths:
+        if self._journal is not None and paths:
             try:
-                os.replace(made[path], path)
+                write_journal(self._journal, [(made[path], path) for path in paths])
             except OSError as exc:
-                raise WriteError(path, exc) from exc
-            self._renamed.add(made[path])  # its name is free again: never removed later
+                raise WriteError(self._journal, exc) from exc
+        self._committed = True
+        with _interrupts_deferred():
+            for path in paths:
+                try:
+                    os.replace(made[path], path)
+                except OSError as exc:
+                    raise WriteError(path, exc) from exc
+                self._renamed.add(made[path])  # its name is free: never removed later
+            if self._journal is not None:
+                self._journal.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Remove every staged file not committed, and the folders made for them."""
@@ -146,6 +162,32 @@ class Staging:
                     folder.rmdir()  # only if empty: never what someone else put there
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then act as they would have:
+    an interrupted render leaves every file old or every file new (SIGKILL cannot
+    wait: the journal is for it).
+
+    By handlers, not a signal mask: a signal the main thread blocks goes to another
+    thread, and Python runs its handler in the main thread all the same.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda signum, frame: received.append(signum))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
 @dataclass
 class Applied:
     """What carrying out a plan did: the files written and removed, or the failure."""
@@ -156,16 +198,22 @@ class Applied:
 
 
 def apply(
-    plan: Plan, *, prune: bool = False, staging: Staging | None = None
+    plan: Plan,
+    *,
+    prune: bool = False,
+    staging: Staging | None = None,
+    journal: Path | None = None,
 ) -> Applied:
     """Write every change of ``plan`` (all or, on a failure, none); with ``prune``, remove its stale files.
 
-    Files already in ``staging`` are renamed into place; the others are staged first.
-    Every file is on disk under its temporary name before the first is renamed.
+    Files already in ``staging`` are renamed into place; the others are staged first
+    (in a staging of its own, whose renames are listed in ``journal``). Every file is
+    on disk under its temporary name before the first is renamed. A stale file that
+    cannot be removed is the failure, after the changes are written.
     """
     changes = plan.writes
     own = staging is None
-    staging = Staging() if staging is None else staging
+    staging = Staging(journal) if staging is None else staging
     try:
         for planned in changes:
             if planned.path not in staging:
@@ -180,6 +228,16 @@ def apply(
     applied = Applied(written=changes)
     if prune:
         for planned in plan.stale:
-            planned.path.unlink()
+            try:
+                planned.path.unlink(missing_ok=True)  # or another render removed it
+            except OSError as exc:
+                written = (
+                    f"{len(changes)} changed files were written"
+                    if changes
+                    else "nothing was written"
+                )
+                message = f"cannot remove it ({exc.strerror or exc}); {written}."
+                applied.failure = Problem.in_file(str(planned.path), message)
+                return applied
             applied.removed.append(planned)
     return applied
