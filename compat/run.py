@@ -5,7 +5,8 @@ dagfactory wheel from the checkout, then for each version (all of versions.txt w
 is named):
 
 - a virtualenv pinned by ``compat/constraints-X.Y.txt`` (cached in ``.venv-compat/X.Y``
-  until that file changes), into which the wheel is installed as a user installs it;
+  until that file changes), into which the wheel is installed as a user installs it,
+  with the ``sklearn`` extra that the scikit-learn example needs;
 - a project folder outside the checkout with a copy of ``configs/``, the failing
   example of ``compat/configs/`` and the user code package ``generated_dags/ml_demo``;
 - ``dagfactory render`` there, one ``airflow db migrate`` and :mod:`probe` (the DagBag
@@ -124,7 +125,7 @@ def virtualenv(version: Version, wheel: Path) -> tuple[bool, str, Path]:
             "dagfactory",
             "-c",
             str(version.constraints),
-            f"dagfactory[airflow] @ {wheel.as_uri()}",
+            f"dagfactory[airflow,sklearn] @ {wheel.as_uri()}",
         ]
     )
     return ok, output, python
