@@ -10,7 +10,8 @@ is named):
 - a project folder outside the checkout with a copy of ``configs/``, the failing
   example of ``compat/configs/`` and the user code package ``generated_dags/ml_demo``;
 - ``dagfactory render`` there, one ``airflow db migrate`` and :mod:`probe` (the DagBag
-  fill without deprecation warnings, then every DAG run end to end and checked);
+  fill without deprecation warnings, then every DAG run end to end and checked, the
+  scikit-learn example's published model among them);
 - ``dagfactory check`` and ``dagfactory run xcom_dag``, as a user runs them.
 
 It prints a table of every check for every version, the details of each failure, and
@@ -198,6 +199,8 @@ def prove(version: Version, wheel: Path, scratch: Path, progress: bool) -> Outco
     home = work / "airflow"
     home.mkdir()
     env = child_env(bin_dir, home, dags)
+    # The scikit-learn example's files: this version's own, as versions run side by side.
+    env["DAGFACTORY_DEMO_DATA"] = str(work / "digits-data")
     started = time.monotonic()
     ok, output = command([str(python), "-m", "airflow", "db", "migrate"], env=env)
     if not step("db migrate", ok, output, started):
