@@ -15,14 +15,17 @@ import importlib
 import json
 import os
 import pickle
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
-from conftest import ROOT
+from conftest import ROOT, compiled
+from dagfactory.tools.run import RunResult, run_dag
 
 try:
     import numpy as np
@@ -42,6 +45,7 @@ except ImportError:
     )
 
 GENERATED = ROOT / "generated_dags"
+CONFIG = ROOT / "configs" / "digits_classifiers.yaml"
 # The classifiers the example names, as this test builds them itself.
 CLASSIFIERS: dict[str, tuple[type, dict[str, Any]]] = {
     "logistic_regression": (LogisticRegression, {"random_state": 0}),
@@ -170,3 +174,77 @@ def test_publish_writes_where_it_is_told(digits, base, tmp_path):
 def test_alert_prints_its_message(digits, capsys):
     assert digits.alert("nothing good enough") == "nothing good enough"
     assert capsys.readouterr().out == "nothing good enough\n"
+
+
+def scores(result: RunResult) -> dict[str, Any]:
+    """What each trainer pushed under the config's xcom_key, by task id."""
+    return {x.task_id: x.value for x in result.xcoms if x.key == "scores"}
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Airflow home (and metadata database) for both runs of the example."""
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+@pytest.mark.airflow
+def test_the_example_publishes_the_most_accurate_classifier(airflow_home, base):
+    config = yaml.safe_load(CONFIG.read_text("utf-8"))
+    result = run_dag("digits_classifiers", GENERATED, airflow_home)
+    assert result.succeeded, result.log_tail()
+
+    expected = {
+        f"classifiers.{model['task_id']}": expected_accuracy(**model["op_kwargs"])
+        for model in config["trainers"]["models"]
+    }
+    pushed = scores(result)
+    assert {task: value["accuracy"] for task, value in pushed.items()} == expected
+    data_path = Path(result.pushed("prepare_data", "return_value"))
+    assert data_path.parent.parent == base
+    for value in pushed.values():
+        assert Path(value["artifact"]).parent == data_path.parent
+
+    best = max(expected, key=expected.__getitem__)
+    assert expected[best] >= config["chooser"]["threshold"]
+    winner = result.pushed("pick_best", "best_model")
+    assert winner["task_id"] == best
+    assert winner["value"] == expected[best]
+    assert winner["artifact"] == pushed[best]["artifact"]
+
+    published = base / "published" / "model.pkl"
+    assert result.pushed("save_best_model", "return_value") == str(published)
+    assert rescored(published) == expected[best]
+    card = json.loads(published.with_suffix(".json").read_text("utf-8"))
+    assert (card["task_id"], card["accuracy"]) == (best, expected[best])
+    assert card["params"] == winner["params"]
+    assert result.pushed("alert", "return_value") is None
+
+
+@pytest.mark.airflow
+def test_no_classifier_reaching_the_threshold_publishes_nothing(
+    airflow_home, base, tmp_path
+):
+    config = CONFIG.read_text("utf-8")
+    for old, new in [
+        ("dag_id: digits_classifiers", "dag_id: digits_too_strict"),
+        ("threshold: 0.9", "threshold: 0.999"),  # above every accuracy
+    ]:
+        assert old in config
+        config = config.replace(old, new)
+    dags = tmp_path / "dags"
+    shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
+    source = compiled(config, str(tmp_path / "digits_too_strict.yaml")).content
+    (dags / "digits_too_strict.py").write_text(source, "utf-8")
+
+    result = run_dag("digits_too_strict", dags, airflow_home)
+    assert result.succeeded, result.log_tail()
+    accuracies = [value["accuracy"] for value in scores(result).values()]
+    assert len(accuracies) == 4 and max(accuracies) < 0.999
+    assert result.pushed("pick_best", "best_model")["value"] == max(accuracies)
+    assert result.pushed("alert", "return_value") == (
+        "no classifier reached the accuracy threshold: nothing published"
+    )
+    # Skipped: a publish that ran would have returned its path, one that failed would
+    # have failed the run.
+    assert result.pushed("save_best_model", "return_value") is None
+    assert not (base / "published").exists()
