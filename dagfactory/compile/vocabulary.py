@@ -207,5 +207,9 @@ def publish_gated(data: dict[str, Any]) -> bool:
     The default with a threshold: publishing a model that failed the gate is the bug
     this key fixes. Without a threshold there is no gate (validate refuses ``passed``).
     """
-    chooser, publish = data.get("chooser") or {}, data.get("publish") or {}
-    return "threshold" in chooser and publish.get("when", "passed") == "passed"
+    chooser, publish = data.get("chooser") or {}, data.get("publish")
+    return (
+        publish is not None
+        and "threshold" in chooser
+        and publish.get("when", "passed") == "passed"
+    )
