@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,11 +23,14 @@ from dagfactory.compile.vocabulary import (
     DURATION_KEYS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
+    WINNER_FIELDS,
     as_text,
     has_command,
     is_duration_text,
+    min_success_count,
     parse_date,
     parse_duration,
+    publish_gated,
     trainer_models,
 )
 
@@ -96,6 +99,10 @@ class Step:
     runner: str = "_call"
     runner_kwargs: dict[str, Any] = field(default_factory=dict)
     binding: Binding | None = None  # None inside the trainers group or a list
+    inputs: dict[str, str] = field(default_factory=dict)  # NAME -> download task_id
+    env_templates: dict[str, str] = field(
+        default_factory=dict
+    )  # bash: pulled at run time
 
     @property
     def binding_comment(self) -> str:
@@ -111,7 +118,8 @@ class Step:
     @property
     def bash_env(self) -> dict[str, str]:
         """A bash step's keyword arguments, as environment variables (text)."""
-        return {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+        env = {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+        return {**env, **self.env_templates}
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,9 @@ class Chooser:
     on_fail: Step | None = None
     binding: Binding = Binding("chooser", False)
     branch_binding: Binding = Binding("check_threshold", False)
+    params: tuple[dict[str, Any], ...] = ()  # each trainer's op_kwargs, for the winner
+    min_success: int | None = None  # set: rank those that succeeded, if this many did
+    gated_publish: str | None = None  # publish's task id when it follows on_pass
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
@@ -167,6 +178,8 @@ class Chooser:
             **metric,
             "mode": self.mode,
             "push_key": self.push_key,
+            "params": list(self.params),
+            **({} if self.min_success is None else {"min_success": self.min_success}),
         }
 
     @property
@@ -177,8 +190,9 @@ class Chooser:
             "push_key": self.push_key,
             "mode": self.mode,
             "threshold": self.threshold,
-            "on_pass": self.on_pass.task_id if self.on_pass else None,
-            "on_fail": self.on_fail.task_id if self.on_fail else None,
+            "on_pass": [step.task_id for step in (self.on_pass,) if step is not None]
+            + ([self.gated_publish] if self.gated_publish else []),
+            "on_fail": [self.on_fail.task_id] if self.on_fail else [],
         }
 
 
@@ -216,6 +230,22 @@ class Pipeline:
     trainers: Trainers
     chooser: Chooser
     publish: Step | None = None
+    publish_gated: bool = False  # publish hangs off the threshold branch
+
+    @property
+    def calls_steps(self) -> bool:
+        """Whether a python step calls its function with its op_kwargs alone (``_call``)."""
+        return any(s.python_callable and s.runner == "_call" for s in self.steps)
+
+    @property
+    def receives_winner(self) -> bool:
+        """Whether publish or on_pass calls a function (``_call_with_winner``)."""
+        return any(s.runner == "_call_with_winner" for s in self.steps)
+
+    @property
+    def trainer_inputs(self) -> bool:
+        """Whether a python trainer takes a download's return value (``_train`` pulls it)."""
+        return any(m.inputs and m.python_callable for m in self.trainers.models)
 
     @property
     def download_name(self) -> str:
@@ -299,14 +329,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         "python_callable": trainers.get("python_callable"),
         "bash_command": trainers.get("bash_command"),
         "op_kwargs": trainers.get("op_kwargs", {}),
+        "inputs": trainers.get("inputs", {}),
         **{key: trainers[key] for key in OPERATOR_SETTINGS if key in trainers},
     }
     models = tuple(
-        _step(
-            _with_group_defaults(model, group_defaults),
-            "_train",
-            xcom_key=xcom_key,
-        )
+        _trainer(_with_group_defaults(model, group_defaults), xcom_key)
         for model in trainer_models(trainers)
     )
     group = Trainers(
@@ -332,7 +359,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             "branch_task_id", DEFAULTS["chooser", "branch_task_id"]
         ),
         on_pass=(
-            _step(chooser["on_pass"], binding=bindings["on_pass"])
+            _with_winner(
+                _step(chooser["on_pass"], binding=bindings["on_pass"]),
+                chooser["task_id"],
+                chooser.get("push_key", DEFAULTS["chooser", "push_key"]),
+            )
             if "on_pass" in chooser
             else None
         ),
@@ -345,6 +376,13 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         branch_binding=bindings.get(
             "check_threshold", Binding("check_threshold", False)
         ),
+        params=tuple(model.op_kwargs for model in models),
+        min_success=(
+            min_success_count(chooser["min_success"], len(models))
+            if "min_success" in chooser
+            else None
+        ),
+        gated_publish=data["publish"]["task_id"] if publish_gated(data) else None,
     )
     schedule = dag.get("schedule")
     return Pipeline(
@@ -375,16 +413,15 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         trainers=group,
         chooser=choose,
         publish=(
-            _step(
-                data["publish"],
-                "_publish",
-                binding=bindings["publish"],
-                chooser_task_id=choose.task_id,
-                push_key=choose.push_key,
+            _with_winner(
+                _step(data["publish"], binding=bindings["publish"]),
+                choose.task_id,
+                choose.push_key,
             )
             if "publish" in data
             else None
         ),
+        publish_gated=publish_gated(data),
     )
 
 
@@ -444,6 +481,7 @@ def _with_group_defaults(
         merged.pop("bash_command", None)
     merged.update(model)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
+    merged["inputs"] = {**defaults["inputs"], **model.get("inputs", {})}
     return merged
 
 
@@ -489,3 +527,49 @@ def _param(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {"default": value}
     return {key: value[key] for key in PARAM_KEYWORDS if key in value}
+
+
+def _pull_template(task_id: str, key: str | None = None, field: str = "") -> str:
+    """A Jinja expression Airflow renders in a bash task's env: what ``task_id`` pushed."""
+    key_text = f", key='{key}'" if key else ""
+    return f"ti.xcom_pull(task_ids='{task_id}'{key_text}){field}"
+
+
+def _env_text(expression: str) -> UserText:
+    """Text as it is, anything else as JSON, nothing as empty: the contract's env rule."""
+    return UserText(
+        f"{{% set pulled = {expression} %}}"
+        "{{ '' if pulled is none else pulled if pulled is string else pulled | tojson }}"
+    )
+
+
+def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
+    """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
+    ``_train`` (python) or environment variables Airflow renders (bash)."""
+    trainer = _step(data, "_train", xcom_key=xcom_key)
+    inputs = data.get("inputs", {})
+    if not inputs:
+        return trainer
+    if trainer.bash_command is not None:
+        env = {name: _env_text(_pull_template(task)) for name, task in inputs.items()}
+        return replace(trainer, inputs=inputs, env_templates=env)
+    kwargs = {**trainer.runner_kwargs, "inputs": inputs}
+    return replace(trainer, inputs=inputs, runner_kwargs=kwargs)
+
+
+def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:
+    """A publish or on_pass step that receives the winner: the fields its callable
+    accepts (python, via ``_call_with_winner``) or WINNER_* variables (bash)."""
+    if step.bash_command is not None:
+        winner = _pull_template(chooser_task_id, push_key)
+        env = {
+            f"WINNER_{name.upper()}": _env_text(f"{winner}.get('{name}')")
+            for name in WINNER_FIELDS
+        }
+        return replace(step, env_templates=env)
+    kwargs = {
+        **step.runner_kwargs,
+        "chooser_task_id": chooser_task_id,
+        "push_key": push_key,
+    }
+    return replace(step, runner="_call_with_winner", runner_kwargs=kwargs)

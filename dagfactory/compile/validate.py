@@ -392,6 +392,7 @@ def _semantic_errors(doc: Document) -> Iterator[Problem]:
     yield from _duplicate_ids(doc, models)
     uses_bash = _uses_bash(trainers, models)
     yield from _trainer_errors(doc, trainers, models, uses_bash)
+    yield from _ml_contract_errors(doc, models)
 
     metric = chooser.get("metric")
     if isinstance(metric, str) and uses_bash:
@@ -666,3 +667,92 @@ def _duplicate_ids(doc: Document, models: list[Any]) -> Iterator[Problem]:
                 path,
                 f"the full task id {task_id!r} is longer than Airflow's 250 characters",
             )
+
+
+# -- issue 22: data in, min_success, publish.when -------------------------------------
+
+
+def _ml_contract_errors(doc: Document, models: list[Any]) -> Iterator[Problem]:
+    """What the schema cannot check of ``inputs``, ``chooser.min_success`` and ``publish.when``."""
+    data = doc.data
+    chooser, publish = _mapping(data.get("chooser")), _mapping(data.get("publish"))
+    if publish.get("when") == "passed" and "threshold" not in chooser:
+        yield doc.error(
+            ("publish", "when"),
+            "'passed' waits for the winner to reach chooser.threshold, which is not set;"
+            " set a threshold, or remove when (publish then follows the chooser)",
+        )
+    count = chooser.get("min_success")
+    if isinstance(count, int) and not isinstance(count, bool) and models:
+        if count > len(models):
+            yield doc.error(
+                ("chooser", "min_success"),
+                f"is {count}, but there are {len(models)} trainers; use at most"
+                f" {len(models)}, or a share such as '75%'",
+            )
+    yield from _input_errors(doc, _mapping(data.get("trainers")))
+
+
+def _download_ids(data: dict[str, Any]) -> list[str]:
+    download = data.get("download")
+    steps = download if isinstance(download, list) else [download]
+    return [
+        step["task_id"]
+        for step in steps
+        if isinstance(_mapping(step).get("task_id"), str)
+    ]
+
+
+def _input_errors(doc: Document, trainers: dict[str, Any]) -> Iterator[Problem]:
+    """Each input names a download step, by a name the trainer can take it as: a
+    Python identifier that is not one of its op_kwargs (which would be passed twice)."""
+    known = _download_ids(doc.data)
+    group_kwargs = {
+        **_mapping(trainers.get("op_kwargs")),
+        **_mapping(trainers.get("matrix")),
+    }
+    written = [(("trainers", "inputs"), _mapping(trainers.get("inputs")), group_kwargs)]
+    listed = trainers.get("models")
+    for index, model in enumerate(listed if isinstance(listed, list) else []):
+        if isinstance(model, dict):
+            kwargs = {**group_kwargs, **_mapping(model.get("op_kwargs"))}
+            own = _mapping(model.get("inputs"))
+            written.append((("trainers", "models", index, "inputs"), own, kwargs))
+            # the group's inputs reach this model too, unless it names them itself
+            for name in set(written[0][1]) - set(own) - set(group_kwargs):
+                if name in kwargs:
+                    yield doc.error(
+                        (*written[0][0], name),
+                        f"{name!r} is also an op_kwargs key of trainer"
+                        f" {model.get('task_id')!r}; an input needs a name of its own",
+                        key=True,
+                    )
+    for path, inputs, kwargs in written:
+        for name, task_id in inputs.items():
+            if isinstance(task_id, str) and task_id not in known:
+                yield doc.error(
+                    (*path, name),
+                    f"{task_id!r} is not a download step; an input names the task_id"
+                    f" of one: {', '.join(map(repr, known)) or 'none is set'}",
+                )
+            if not str(name).isidentifier() or keyword.iskeyword(str(name)):
+                yield doc.error(
+                    (*path, name),
+                    f"{name!r} is not a Python identifier: a python trainer takes an"
+                    " input as a keyword argument of that name",
+                    key=True,
+                )
+            elif path != written[0][0] and name in kwargs:
+                yield doc.error(
+                    (*path, name),
+                    f"{name!r} is also an op_kwargs key of this trainer; an input"
+                    " needs a name of its own",
+                    key=True,
+                )
+            elif path == written[0][0] and name in group_kwargs:
+                yield doc.error(
+                    (*path, name),
+                    f"{name!r} is also an op_kwargs key of the trainers; an input"
+                    " needs a name of its own",
+                    key=True,
+                )
