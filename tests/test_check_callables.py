@@ -44,8 +44,8 @@ MISTAKES = [
 ]
 ANNOUNCE = '''
 
-def announce(channel: str) -> None:
-    """Forgets that a publish step gets the winner as task_id and value."""
+def announce(channel: str, model_uri: str) -> None:
+    """Asks for a model_uri, which neither its op_kwargs nor the winner's fields give."""
 '''
 SETTINGS = 'KEYS = {}\nTOKEN = KEYS["token"]\n'
 
@@ -61,9 +61,9 @@ EXPECTED = [
     "train_model() too many positional arguments; it takes no arguments "
     "(Airflow calls a DAG callback with one argument, the context)",
     "configs/sweeps/hyperparameter_sweep.yaml:56:20: error: publish.python_callable: "
-    "announce() got an unexpected keyword argument 'task_id'; it accepts: channel "
-    "(task announce passes channel, task_id, value; a publish step gets the winner "
-    "as task_id and value)",
+    "announce() missing a required argument: 'model_uri'; it accepts: channel, "
+    "model_uri (task announce passes channel; it also gets those of the winner's "
+    "task_id, value, metrics, artifact, params that it accepts)",
     "configs/sweeps/mapped_seeds.yaml:15:20: error: trainers.python_callable: "
     "seeded_score() got an unexpected keyword argument 'sede'; it accepts: seed "
     "(tasks seeds.train_seed[0], seeds.train_seed[1], seeds.train_seed[2] and 5 more "

@@ -116,6 +116,7 @@ def check_folder(folder: Path, references: Sequence[Reference] = ()) -> CheckRes
                 "target": reference.target,
                 "keywords": reference.keywords,
                 "positional": reference.positional,
+                "optional": reference.optional,
                 "passes": reference.passes,
             }
             for reference in references
