@@ -5,11 +5,12 @@ points Airflow at its own home and an already migrated SQLite database. It fills
 DagBag with every warning recorded (the generated files must raise no deprecation
 warning), then runs every DAG once with ``dag.test()`` and reads the run back through
 Airflow's own models: the trainers' XComs, the chooser's winner, the branch taken, the
-publish step's result and each failed task's exception. It checks them against what the
-DAG's own operators say should happen (the winner is the best of the XComs read back)
-and writes one verdict per check as JSON: ``{"check": [ok, detail]}``. The scikit-learn
-example is also checked against its files: the model it published, loaded back, scores
-the winner's accuracy on the test split it saved.
+result of each step that receives the winner (publish, a python on_pass) and each
+failed task's exception. It checks them against what the DAG's own operators say
+should happen (the winner is the best of the XComs read back) and writes one verdict
+per check as JSON: ``{"check": [ok, detail]}``. The scikit-learn example is also
+checked against its files: the model it published, loaded back, scores the winner's
+accuracy on the test split it saved.
 
 It runs on every supported Airflow (2.10 to 3.4), so it tries each import where the
 newer releases keep it first.
@@ -107,13 +108,19 @@ def _name(task_id: str, map_index: int) -> str:
     return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
 
+def tasks_calling(dag: Any, callable_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each task whose callable is the generated ``callable_name``, with its ``op_kwargs``."""
+    return [
+        (task.task_id, dict(task.op_kwargs))
+        for task in dag.tasks
+        if getattr(getattr(task, "python_callable", None), "__name__", None)
+        == callable_name
+    ]
+
+
 def operator_kwargs(dag: Any, callable_name: str) -> tuple[str, dict[str, Any]] | None:
-    """The task whose callable is the generated ``callable_name``, and its ``op_kwargs``."""
-    for task in dag.tasks:
-        function = getattr(task, "python_callable", None)
-        if getattr(function, "__name__", None) == callable_name:
-            return task.task_id, dict(task.op_kwargs)
-    return None
+    """The first task whose callable is the generated ``callable_name``, and its ``op_kwargs``."""
+    return next(iter(tasks_calling(dag, callable_name)), None)
 
 
 def score(value: Any, metric: str | None) -> float | None:
@@ -174,7 +181,7 @@ def verify_run(dag: Any, failures: dict[tuple[str, int], str]) -> list[str]:
         problems.append(f"winner {winner}, expected {expected} from {trainers}")
         winner = expected
     problems += verify_branch(dag, states, best)
-    problems += verify_publish(dag, states, xcoms, winner)
+    problems += verify_winner_steps(dag, states, xcoms, winner)
     if dag.dag_id in DIGITS:
         problems += verify_digits(dag, xcoms, trainers[index], winner)
     return problems
@@ -241,33 +248,36 @@ def _task_ids(side: str | list[str] | None) -> list[str]:
     return [] if side is None else [side] if isinstance(side, str) else list(side)
 
 
-def verify_publish(
+def verify_winner_steps(
     dag: Any,
     states: dict[str, str],
     xcoms: dict[tuple[str, int, str], Any],
     winner: dict[str, Any],
 ) -> list[str]:
-    """The publish step was called with the winner: it returned what its callable returns.
+    """Each python step that receives the winner (publish, on_pass) and ran returned what
+    its callable returns when called with the winner.
 
-    The callable gets the winner's fields that its signature names (all of them when it
-    takes ``**kwargs``), on top of its op_kwargs, as the generated DAG passes them.
+    ``_call_with_winner`` passes the callable the winner's fields that its signature
+    names (all of them when it takes ``**kwargs``), on top of its op_kwargs. A step the
+    threshold branch skipped is left to :func:`verify_branch`.
     """
-    found = operator_kwargs(dag, "_publish")
-    if found is None:
-        return []
-    task_id, publish = found
-    function = load(publish["ref"])
-    parameters = inspect.signature(function).parameters.values()
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        named = {p.name for p in parameters}
-        winner = {name: value for name, value in winner.items() if name in named}
-    expected = function(**publish["kwargs"], **winner)
-    returned = xcoms.get((task_id, -1, "return_value"))
-    if states.get(task_id) != "success" or returned != expected:
-        return [
-            f"publish {task_id} {states.get(task_id)} returned {returned!r}, expected {expected!r}"
-        ]
-    return []
+    problems = []
+    for task_id, step in tasks_calling(dag, "_call_with_winner"):
+        if states.get(task_id) == "skipped":
+            continue
+        function = load(step["ref"])
+        parameters = inspect.signature(function).parameters.values()
+        fields = winner
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            named = {p.name for p in parameters}
+            fields = {name: value for name, value in winner.items() if name in named}
+        expected = function(**{**step["kwargs"], **fields})
+        returned = xcoms.get((task_id, -1, "return_value"))
+        if states.get(task_id) != "success" or returned != expected:
+            problems.append(
+                f"{task_id} {states.get(task_id)} returned {returned!r}, expected {expected!r}"
+            )
+    return problems
 
 
 def load(ref: str) -> Any:
