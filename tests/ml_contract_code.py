@@ -1,8 +1,9 @@
 """User code for tests/test_ml_contract.py's DAGs: what ML code returns, as the contract takes it.
 
 numbers.Integral and numbers.Real are what numpy registers its integer and floating
-scalars with; the two classes here register the same way, so the conversion the
-generated file makes of numpy's scalars is the one these exercise.
+scalars with; the two classes here register the same way, so they exercise that
+conversion with any Integral or Real, and NUMPY_SCALARS with numpy's own (numpy comes
+with the sklearn extra, pinned in constraints.txt).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import numbers
 from decimal import Decimal
 from fractions import Fraction
+
+import numpy as np
 
 
 class IntegerScalar:
@@ -36,6 +39,23 @@ class FloatScalar:
 numbers.Integral.register(IntegerScalar)
 numbers.Real.register(FloatScalar)
 
+# A value of each numpy scalar type, each exact in its type: the floats just below the
+# integer stand-in's 3 (so that stays the best), the integers at their type's lowest
+# value where that is below 3 (so a conversion through float would show).
+NUMPY_SCALARS = {
+    "np_float16": np.float16(2.5),
+    "np_float32": np.float32(2.75),
+    "np_float64": np.float64(2.875),
+    "np_int8": np.int8(-(2**7)),
+    "np_int16": np.int16(-(2**15)),
+    "np_int32": np.int32(-(2**31)),
+    "np_int64": np.int64(-(2**63)),
+    "np_uint8": np.uint8(0),
+    "np_uint16": np.uint16(1),
+    "np_uint32": np.uint32(2),
+    "np_uint64": np.uint64(2),
+}
+
 
 def prepare() -> int:
     return 10
@@ -50,6 +70,8 @@ def explode(data: int) -> float:
 
 
 def train_typed(kind: str, data: int):
+    if kind in NUMPY_SCALARS:
+        return NUMPY_SCALARS[kind]
     return {
         "decimal": Decimal(data) / Decimal(40),
         "fraction": Fraction(data, 25),

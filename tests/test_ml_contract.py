@@ -18,6 +18,7 @@ import pytest
 from conftest import compile_yaml, compiled
 from dagfactory.tools.graph import layout
 from dagfactory.tools.run import run_dag
+from ml_contract_code import NUMPY_SCALARS
 
 HERE = Path(__file__).resolve().parent
 CODE = "ml_contract_code"
@@ -60,8 +61,9 @@ publish:
   op_kwargs: {{record: "{{record}}"}}
 """
 )
-# Matrix trainers returning every kind of real number; the best (3) misses the
-# threshold: on_fail runs, publish (when: passed by default) is skipped.
+# Matrix trainers returning every kind of real number (numpy's scalars among them); the
+# best (3) misses the threshold: on_fail runs, publish (when: passed by default) is
+# skipped.
 MATRIX = (
     HEAD
     + f"""\
@@ -70,7 +72,7 @@ trainers:
   group_id: typed
   python_callable: {CODE}:train_typed
   inputs: {{data: prepare}}
-  matrix: {{kind: [decimal, fraction, integer_scalar, float_scalar, int]}}
+  matrix: {{kind: [decimal, fraction, integer_scalar, float_scalar, int, {", ".join(NUMPY_SCALARS)}]}}
 chooser:
   task_id: choose
   threshold: 100
@@ -203,7 +205,16 @@ def test_every_real_number_type_is_pushed_plain_and_ranked_and_the_gate_holds(ru
     assert type(pushed["typed.kind_integer_scalar"]) is int
     assert pushed["typed.kind_float_scalar"] == 1.25
     assert pushed["typed.kind_int"] == 2
+    # numpy's scalars: plain JSON numbers, int for its integer types, float for the
+    # others, exact; the chooser pulled them as such and ranked them with the rest
+    for kind, scalar in NUMPY_SCALARS.items():
+        value = scalar.item()  # numpy's own Python number of it
+        number = pushed[f"typed.kind_{kind}"]
+        assert (number, type(number)) == (value, type(value)), kind
+        assert f"candidate typed.kind_{kind}: {value!r}\n" in result.log, kind
     winner = returned(result, "best_model")[("choose", -1)]
+    scores = [value for task, value in pushed.items() if task.startswith("typed.")]
+    assert winner["value"] == max(scores) and len(scores) == 5 + len(NUMPY_SCALARS)
     assert (winner["task_id"], winner["value"]) == ("typed.kind_integer_scalar", 3)
     assert winner["params"] == {"kind": "integer_scalar"}
     # gate not reached: on_fail ran, publish was skipped and never called
