@@ -124,7 +124,7 @@ def test_text_lists_the_files_then_each_callable_problem_at_its_line(broken):
     )
     assert detail[-1] == "KeyError: 'token'"
     assert lines[-2:] == [
-        "checked 6 files: 6 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids",
+        "checked 7 files: 7 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids",
         "7 errors in 5 configs",
     ]
 
@@ -160,7 +160,7 @@ def test_the_committed_project_names_callables_and_they_all_hold():
             config.path, config.name, config.defaults
         ).compiled.references
     ]
-    assert len(named) == 11  # every kind: steps, trainers, a callback, publish
+    assert len(named) == 18  # every kind: steps, trainers, a callback, publish
     result = dagfactory("check", "--format", "json")
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
 
