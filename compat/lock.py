@@ -1,8 +1,9 @@
 """Regenerate compat/constraints-X.Y.txt: resolve each supported version on PyPI and freeze it.
 
 ``python compat/lock.py`` (``./dev lock`` runs it) resolves, for each line of
-versions.txt, dagfactory's own dependencies with its ``airflow`` extra (pyproject.toml)
-together with that line's requirements, with ``uv pip compile`` for the Python running it, and writes the exact
+versions.txt, dagfactory's own dependencies with its ``airflow`` and ``sklearn`` extras
+(pyproject.toml: the scikit-learn example runs on every version too) together with that
+line's requirements, with ``uv pip compile`` for the Python running it, and writes the exact
 versions, so that ``./dev compat`` installs the same set on every machine.
 """
 
@@ -32,7 +33,8 @@ def lock(version: Version) -> None:
             [
                 find_uv_bin(),
                 *("pip", "compile", "--quiet", "--no-header", "--no-annotate"),
-                *("--python", sys.executable, "--extra", "airflow"),
+                *("--python", sys.executable),
+                *("--extra", "airflow", "--extra", "sklearn"),
                 str(COMPAT.parent / "pyproject.toml"),
                 str(requirements),
             ],

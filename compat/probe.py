@@ -5,9 +5,12 @@ points Airflow at its own home and an already migrated SQLite database. It fills
 DagBag with every warning recorded (the generated files must raise no deprecation
 warning), then runs every DAG once with ``dag.test()`` and reads the run back through
 Airflow's own models: the trainers' XComs, the chooser's winner, the branch taken, the
-publish step's result and each failed task's exception. It checks them against what the
-DAG's own operators say should happen (the winner is the best of the XComs read back)
-and writes one verdict per check as JSON: ``{"check": [ok, detail]}``.
+result of each step that receives the winner (publish, a python on_pass) and each
+failed task's exception. It checks them against what the DAG's own operators say
+should happen (the winner is the best of the XComs read back) and writes one verdict
+per check as JSON: ``{"check": [ok, detail]}``. The scikit-learn example is also
+checked against its files: the model it published, loaded back, scores the winner's
+accuracy on the test split it saved.
 
 It runs on every supported Airflow (2.10 to 3.4), so it tries each import where the
 newer releases keep it first.
@@ -15,6 +18,7 @@ newer releases keep it first.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
@@ -25,6 +29,9 @@ from typing import Any
 
 # DAGs whose chooser must fail: their trainers push values that are not finite numbers.
 EXPECTED_TO_FAIL = {"failing_trainers"}
+# The scikit-learn example (configs/digits_classifiers.yaml): its download and publish
+# tasks' ids.
+DIGITS = {"digits_classifiers": ("prepare_data", "save_best_model")}
 
 
 # Airflow marks deprecated imports with subclasses of each (3.x: FutureWarning).
@@ -101,13 +108,19 @@ def _name(task_id: str, map_index: int) -> str:
     return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
 
+def tasks_calling(dag: Any, callable_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each task whose callable is the generated ``callable_name``, with its ``op_kwargs``."""
+    return [
+        (task.task_id, dict(task.op_kwargs))
+        for task in dag.tasks
+        if getattr(getattr(task, "python_callable", None), "__name__", None)
+        == callable_name
+    ]
+
+
 def operator_kwargs(dag: Any, callable_name: str) -> tuple[str, dict[str, Any]] | None:
-    """The task whose callable is the generated ``callable_name``, and its ``op_kwargs``."""
-    for task in dag.tasks:
-        function = getattr(task, "python_callable", None)
-        if getattr(function, "__name__", None) == callable_name:
-            return task.task_id, dict(task.op_kwargs)
-    return None
+    """The first task whose callable is the generated ``callable_name``, and its ``op_kwargs``."""
+    return next(iter(tasks_calling(dag, callable_name)), None)
 
 
 def score(value: Any, metric: str | None) -> float | None:
@@ -166,8 +179,11 @@ def verify_run(dag: Any, failures: dict[tuple[str, int], str]) -> list[str]:
     problems = []
     if winner is None or {k: winner.get(k) for k in expected} != expected:
         problems.append(f"winner {winner}, expected {expected} from {trainers}")
+        winner = expected
     problems += verify_branch(dag, states, best)
-    problems += verify_publish(dag, states, xcoms, expected)
+    problems += verify_winner_steps(dag, states, xcoms, winner)
+    if dag.dag_id in DIGITS:
+        problems += verify_digits(dag, xcoms, trainers[index], winner)
     return problems
 
 
@@ -217,33 +233,84 @@ def verify_branch(dag: Any, states: dict[str, str], best: float) -> list[str]:
         if passed
         else (branch["on_fail"], branch["on_pass"])
     )
-    if states.get(taken) != "success" or states.get(skipped) != "skipped":
+    # Each side is a task id, a list of them (a gated publish follows on_pass), or None.
+    expected = {task: "success" for task in _task_ids(taken)}
+    expected.update({task: "skipped" for task in _task_ids(skipped)})
+    found = {task: states.get(task) for task in expected}
+    if found != expected:
         return [
-            f"branch: {taken} {states.get(taken)} and {skipped} {states.get(skipped)}, "
-            f"expected success and skipped (winner {best}, threshold {threshold})"
+            f"branch: {found}, expected {expected} (winner {best}, threshold {threshold})"
         ]
     return []
 
 
-def verify_publish(
+def _task_ids(side: str | list[str] | None) -> list[str]:
+    return [] if side is None else [side] if isinstance(side, str) else list(side)
+
+
+def verify_winner_steps(
     dag: Any,
     states: dict[str, str],
     xcoms: dict[tuple[str, int, str], Any],
     winner: dict[str, Any],
 ) -> list[str]:
-    """The publish step was called with the winner: it returned what its callable returns."""
-    found = operator_kwargs(dag, "_publish")
-    if found is None:
-        return []
-    task_id, publish = found
-    module_name, _, function_name = publish["ref"].partition(":")
-    function = getattr(__import__(module_name, fromlist=[function_name]), function_name)
-    expected = function(**publish["kwargs"], **winner)
-    returned = xcoms.get((task_id, -1, "return_value"))
-    if states.get(task_id) != "success" or returned != expected:
+    """Each python step that receives the winner (publish, on_pass) and ran returned what
+    its callable returns when called with the winner.
+
+    ``_call_with_winner`` passes the callable the winner's fields that its signature
+    names (all of them when it takes ``**kwargs``), on top of its op_kwargs. A step the
+    threshold branch skipped is left to :func:`verify_branch`.
+    """
+    problems = []
+    for task_id, step in tasks_calling(dag, "_call_with_winner"):
+        if states.get(task_id) == "skipped":
+            continue
+        function = load(step["ref"])
+        parameters = inspect.signature(function).parameters.values()
+        fields = winner
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            named = {p.name for p in parameters}
+            fields = {name: value for name, value in winner.items() if name in named}
+        expected = function(**{**step["kwargs"], **fields})
+        returned = xcoms.get((task_id, -1, "return_value"))
+        if states.get(task_id) != "success" or returned != expected:
+            problems.append(
+                f"{task_id} {states.get(task_id)} returned {returned!r}, expected {expected!r}"
+            )
+    return problems
+
+
+def load(ref: str) -> Any:
+    """The function ``module:function`` names, imported from the dags folder."""
+    module_name, _, function_name = ref.partition(":")
+    return getattr(__import__(module_name, fromlist=[function_name]), function_name)
+
+
+def verify_digits(
+    dag: Any,
+    xcoms: dict[tuple[str, int, str], Any],
+    best: tuple[str, Any],
+    winner: dict[str, Any],
+) -> list[str]:
+    """The scikit-learn example kept the best model's file and published that model.
+
+    The winner's artifact is the file the most accurate trainer pushed, and the published
+    model, loaded back, scores the winner's accuracy on the test split the run saved.
+    """
+    download_id, publish_id = DIGITS[dag.dag_id]
+    best_id, best_pushed = best
+    if winner.get("artifact") != best_pushed["artifact"]:
         return [
-            f"publish {task_id} {states.get(task_id)} returned {returned!r}, expected {expected!r}"
+            f"winner's artifact {winner.get('artifact')!r}, {best_id} pushed {best_pushed}"
         ]
+    published = xcoms.get((publish_id, -1, "return_value"))
+    data_path = xcoms.get((download_id, -1, "return_value"))
+    if published is None or data_path is None:
+        return [f"published {published!r} from the data {data_path!r}"]
+    score = load("ml_demo.digits:score")
+    rescored = float(score(load("ml_demo.digits:load_model")(published), data_path))
+    if rescored != winner["value"]:
+        return [f"the published {published} scores {rescored}, the winner {winner}"]
     return []
 
 

@@ -5,11 +5,13 @@ dagfactory wheel from the checkout, then for each version (all of versions.txt w
 is named):
 
 - a virtualenv pinned by ``compat/constraints-X.Y.txt`` (cached in ``.venv-compat/X.Y``
-  until that file changes), into which the wheel is installed as a user installs it;
+  until that file changes), into which the wheel is installed as a user installs it,
+  with the ``sklearn`` extra that the scikit-learn example needs;
 - a project folder outside the checkout with a copy of ``configs/``, the failing
   example of ``compat/configs/`` and the user code package ``generated_dags/ml_demo``;
 - ``dagfactory render`` there, one ``airflow db migrate`` and :mod:`probe` (the DagBag
-  fill without deprecation warnings, then every DAG run end to end and checked);
+  fill without deprecation warnings, then every DAG run end to end and checked, the
+  scikit-learn example's published model among them);
 - ``dagfactory check`` and ``dagfactory run xcom_dag``, as a user runs them.
 
 It prints a table of every check for every version, the details of each failure, and
@@ -124,7 +126,7 @@ def virtualenv(version: Version, wheel: Path) -> tuple[bool, str, Path]:
             "dagfactory",
             "-c",
             str(version.constraints),
-            f"dagfactory[airflow] @ {wheel.as_uri()}",
+            f"dagfactory[airflow,sklearn] @ {wheel.as_uri()}",
         ]
     )
     return ok, output, python
@@ -197,6 +199,8 @@ def prove(version: Version, wheel: Path, scratch: Path, progress: bool) -> Outco
     home = work / "airflow"
     home.mkdir()
     env = child_env(bin_dir, home, dags)
+    # The scikit-learn example's files: this version's own, as versions run side by side.
+    env["DAGFACTORY_DEMO_DATA"] = str(work / "digits-data")
     started = time.monotonic()
     ok, output = command([str(python), "-m", "airflow", "db", "migrate"], env=env)
     if not step("db migrate", ok, output, started):

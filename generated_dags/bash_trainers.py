@@ -19,7 +19,7 @@ except ImportError:  # Airflow 2 to 3.1
 
 
 def _score(value):
-    """The finite number to rank a trainer's XCom by, or None."""
+    """The finite number to rank a metric by, or None."""
     if isinstance(value, str):  # bash trainers push their last line of output
         try:
             value = float(value)
@@ -30,27 +30,55 @@ def _score(value):
     return value if math.isfinite(value) else None
 
 
-def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+def _metrics(task_id, pulled, xcom_key):
+    """A trainer's metrics (its mapping without "artifact", or {xcom_key: number})
+    and the one to rank it by, or None."""
+    if not isinstance(pulled, dict):
+        return {xcom_key: _score(pulled)}, _score(pulled)
+    metrics = {name: value for name, value in pulled.items() if name != "artifact"}
+    if len(metrics) != 1:
+        raise AirflowFailException(
+            f"{task_id} returned the metrics {sorted(metrics)}: set chooser.metric"
+            " to the one to rank by"
+        )
+    return metrics, _score(*metrics.values())
 
+
+def _pull(task_ids, key, ti):
+    """What each trainer pushed under ``key``, None for those that pushed nothing."""
+    pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=key) for task_id in task_ids]
+    return pulled
+
+
+def _choose(task_ids, xcom_key, mode, push_key, params, ti):
+    """Push the best trainer by ``mode``, with its metrics, artifact and params.
+
+    Fail naming every trainer without a finite number.
     That failure is final: the same XComs would fail again, so no retry is made.
     """
-    pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
-    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
-        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
-    scores = [_score(value) for value in pulled]
-    problems = [
-        f"{task_id} pushed {'nothing' if value is None else repr(value)}"
-        for task_id, value, score in zip(task_ids, pulled, scores, strict=True)
-        if score is None
-    ]
+    pulled = _pull(task_ids, xcom_key, ti)
+    ranked, problems = {}, {}
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        metrics, score = _metrics(task_id, value, xcom_key)
+        print(f"candidate {task_id}: {value!r}")
+        if score is not None:
+            ranked[task_id] = score
+        else:
+            problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
     if problems:
-        detail = "; ".join(problems)
+        detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite number under the XCom key {xcom_key!r}: {detail}"
         )
-    index = scores.index((max if mode == "max" else min)(scores))
-    winner = {"task_id": task_ids[index], "value": scores[index]}
+    best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    index = task_ids.index(best)
+    metrics, _ = _metrics(best, pulled[index], xcom_key)
+    winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
+    if isinstance(pulled[index], dict) and "artifact" in pulled[index]:
+        winner["artifact"] = pulled[index]["artifact"]
+    winner["params"] = params[index]
     ti.xcom_push(key=push_key, value=winner)
     return winner
 
@@ -113,6 +141,17 @@ with DAG(
             "xcom_key": "return_value",
             "mode": "max",
             "push_key": "best_model",
+            "params": [
+                {
+                    "depth": 2,
+                },
+                {
+                    "depth": 9,
+                },
+                {
+                    "depth": 5,
+                },
+            ],
         },
     )
 

@@ -2,6 +2,8 @@
 # change the config and run `dagfactory render` to regenerate this file.
 import importlib
 import math
+import numbers
+from decimal import Decimal
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
@@ -25,24 +27,34 @@ def _load(ref):
 
 
 def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push the metric (or mapping of metrics) it returns under ``xcom_key``."""
-    metric = _load(ref)(**kwargs)
-    if metric is None:  # Airflow 3.0 refuses to push None: the chooser names it
+    """Run one trainer and push what it returns under ``xcom_key``.
+
+    Its numbers are pushed as plain JSON numbers (``_json_number``).
+    """
+    result = _load(ref)(**kwargs)
+    if result is None:  # Airflow 3.0 refuses to push None: the chooser names it
         return
-    if isinstance(metric, dict):
-        metric = {name: _json_number(value) for name, value in metric.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(metric))
+    if isinstance(result, dict):
+        result = {name: _json_number(value) for name, value in result.items()}
+    ti.xcom_push(key=xcom_key, value=_json_number(result))
 
 
 def _json_number(value):
-    """JSON has no NaN or infinity: push those as text, for the chooser to name."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return value
+    """A real number of any type (numpy's, Decimal, Fraction) as a plain JSON number.
+
+    Integral types become int, the others float; JSON has no NaN or infinity, so
+    those become text, as does nothing else: the chooser names what it cannot rank.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)
 
 
 def _score(value):
-    """The finite number to rank a trainer's XCom by, or None."""
+    """The finite number to rank a metric by, or None."""
     if isinstance(value, str):  # bash trainers push their last line of output
         try:
             value = float(value)
@@ -53,27 +65,55 @@ def _score(value):
     return value if math.isfinite(value) else None
 
 
-def _choose(task_ids, xcom_key, mode, push_key, ti):
-    """Push the best trainer by ``mode``; fail naming every trainer without a number.
+def _metrics(task_id, pulled, xcom_key):
+    """A trainer's metrics (its mapping without "artifact", or {xcom_key: number})
+    and the one to rank it by, or None."""
+    if not isinstance(pulled, dict):
+        return {xcom_key: _score(pulled)}, _score(pulled)
+    metrics = {name: value for name, value in pulled.items() if name != "artifact"}
+    if len(metrics) != 1:
+        raise AirflowFailException(
+            f"{task_id} returned the metrics {sorted(metrics)}: set chooser.metric"
+            " to the one to rank by"
+        )
+    return metrics, _score(*metrics.values())
 
+
+def _pull(task_ids, key, ti):
+    """What each trainer pushed under ``key``, None for those that pushed nothing."""
+    pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
+    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
+        pulled = [ti.xcom_pull(task_ids=task_id, key=key) for task_id in task_ids]
+    return pulled
+
+
+def _choose(task_ids, xcom_key, mode, push_key, params, ti):
+    """Push the best trainer by ``mode``, with its metrics, artifact and params.
+
+    Fail naming every trainer without a finite number.
     That failure is final: the same XComs would fail again, so no retry is made.
     """
-    pulled = list(ti.xcom_pull(task_ids=task_ids, key=xcom_key))
-    if len(pulled) != len(task_ids):  # Airflow 2 leaves out those that pushed nothing
-        pulled = [ti.xcom_pull(task_ids=task_id, key=xcom_key) for task_id in task_ids]
-    scores = [_score(value) for value in pulled]
-    problems = [
-        f"{task_id} pushed {'nothing' if value is None else repr(value)}"
-        for task_id, value, score in zip(task_ids, pulled, scores, strict=True)
-        if score is None
-    ]
+    pulled = _pull(task_ids, xcom_key, ti)
+    ranked, problems = {}, {}
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        metrics, score = _metrics(task_id, value, xcom_key)
+        print(f"candidate {task_id}: {value!r}")
+        if score is not None:
+            ranked[task_id] = score
+        else:
+            problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
     if problems:
-        detail = "; ".join(problems)
+        detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite number under the XCom key {xcom_key!r}: {detail}"
         )
-    index = scores.index((max if mode == "max" else min)(scores))
-    winner = {"task_id": task_ids[index], "value": scores[index]}
+    best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    index = task_ids.index(best)
+    metrics, _ = _metrics(best, pulled[index], xcom_key)
+    winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
+    if isinstance(pulled[index], dict) and "artifact" in pulled[index]:
+        winner["artifact"] = pulled[index]["artifact"]
+    winner["params"] = params[index]
     ti.xcom_push(key=push_key, value=winner)
     return winner
 
@@ -172,6 +212,13 @@ with DAG(
             "xcom_key": "model_accuracy",
             "mode": "max",
             "push_key": "best_model",
+            "params": [
+                {},
+                {},
+                {},
+                {},
+                {},
+            ],
         },
     )
 

@@ -70,7 +70,12 @@ def test_xcom_dag_runs_and_the_chooser_keeps_the_most_accurate(airflow_home):
     )
     best = max(accuracies, key=accuracies.__getitem__)
     assert xcom_values(result, "best_model") == {
-        "task_4": {"task_id": best, "value": accuracies[best]}
+        "task_4": {
+            "task_id": best,
+            "value": accuracies[best],
+            "metrics": {"model_accuracy": accuracies[best]},
+            "params": {},
+        }
     }
 
 
@@ -82,7 +87,12 @@ def test_min_mode_keeps_the_lowest_metric(airflow_home):
         "candidates.train_depth_4": 0.17,
         "candidates.train_depth_8": 0.3,
     }
-    winner = {"task_id": "candidates.train_depth_4", "value": 0.17}
+    winner = {
+        "task_id": "candidates.train_depth_4",
+        "value": 0.17,
+        "metrics": {"val_loss": 0.17},
+        "params": {"value": 0.17},
+    }
     assert xcom_values(result, "best_model") == {"pick_lowest_loss": winner}
     assert xcom_values(result, "return_value")["fetch_dataset"] == 1000
 
@@ -152,7 +162,13 @@ def test_sweep_shape_in_airflow(dagbag):
     assert trainer.retry_delay.total_seconds() == 30
     assert trainer.execution_timeout.total_seconds() == 3600
     assert trainer.owner == "ml-platform"  # from configs/sweeps/defaults.yaml
-    assert dag.get_task("accurate_enough").downstream_task_ids == {"deploy", "alert"}
+    # publish (announce) waits for the threshold: publish.when defaults to passed
+    assert dag.get_task("accurate_enough").downstream_task_ids == {
+        "deploy",
+        "alert",
+        "announce",
+    }
+    assert dag.get_task("pick_best").downstream_task_ids == {"accurate_enough"}
     assert str(dag.timezone.name) == "Europe/Amsterdam"
     assert (dag.max_active_runs, dag.max_active_tasks) == (1, 8)
     assert dag.params["sample_rows"] == 1000
@@ -172,6 +188,10 @@ def test_sweep_runs_branches_and_publishes(airflow_home):
         "task_id": best,
         "value": metrics[best]["accuracy"],
         "metrics": metrics[best],
+        "params": {
+            "learning_rate": float(best.split("_")[2]),
+            "depth": int(best.split("_")[-1]),
+        },
     }
     assert xcom_values(result, "best_model") == {"pick_best": winner}
     returned = xcom_values(result, "return_value")
@@ -199,7 +219,12 @@ def test_mapped_trainers_and_the_failing_branch(airflow_home):
         for index, seed in enumerate(range(1, 9))
     }
     assert xcom_values(result, "best_model") == {
-        "pick_seed": {"task_id": "seeds.train_seed[7]", "value": 0.96}
+        "pick_seed": {
+            "task_id": "seeds.train_seed[7]",
+            "value": 0.96,
+            "metrics": {"return_value": 0.96},
+            "params": {"seed": 8},
+        }
     }
     returned = xcom_values(result, "return_value")
     assert (
@@ -220,7 +245,12 @@ def test_bash_trainers_report_their_last_line(airflow_home):
         "deep": "0.63",
     }
     assert xcom_values(result, "best_model") == {
-        "pick_depth": {"task_id": "shell_models.deep", "value": 0.63}
+        "pick_depth": {
+            "task_id": "shell_models.deep",
+            "value": 0.63,
+            "metrics": {"return_value": 0.63},
+            "params": {"depth": 9},
+        }
     }
 
 

@@ -101,6 +101,8 @@ def test_airflow_serves_parses_and_runs_xcom_dag_over_rest(airflow):
     assert xcom(airflow, run_id, "task_4", "best_model") == {
         "task_id": best,
         "value": accuracies[best],
+        "metrics": {"model_accuracy": accuracies[best]},
+        "params": {},
     }
 
 

@@ -126,7 +126,12 @@ def test_run_prints_the_xcom_list_and_the_winner():
     }
     assert set(accuracies) == {f"processing_tasks.training_model_{n}" for n in "abc"}
     best = max(accuracies, key=accuracies.__getitem__)
-    winner = {"task_id": best, "value": accuracies[best]}
+    winner = {
+        "task_id": best,
+        "value": accuracies[best],
+        "metrics": {"model_accuracy": accuracies[best]},
+        "params": {},
+    }
     assert rows[("best_model", "task_4")] == winner
     assert lines[-1] == f"winner (max model_accuracy): {json.dumps(winner)}"
 

@@ -44,8 +44,8 @@ MISTAKES = [
 ]
 ANNOUNCE = '''
 
-def announce(channel: str) -> None:
-    """Forgets that a publish step gets the winner as task_id and value."""
+def announce(channel: str, model_uri: str) -> None:
+    """Asks for a model_uri, which neither its op_kwargs nor the winner's fields give."""
 '''
 SETTINGS = 'KEYS = {}\nTOKEN = KEYS["token"]\n'
 
@@ -61,9 +61,9 @@ EXPECTED = [
     "train_model() too many positional arguments; it takes no arguments "
     "(Airflow calls a DAG callback with one argument, the context)",
     "configs/sweeps/hyperparameter_sweep.yaml:56:20: error: publish.python_callable: "
-    "announce() got an unexpected keyword argument 'task_id'; it accepts: channel "
-    "(task announce passes channel, task_id, value; a publish step gets the winner "
-    "as task_id and value)",
+    "announce() missing a required argument: 'model_uri'; it accepts: channel, "
+    "model_uri (task announce passes channel; it also gets those of the winner's "
+    "task_id, value, metrics, artifact, params that it accepts)",
     "configs/sweeps/mapped_seeds.yaml:15:20: error: trainers.python_callable: "
     "seeded_score() got an unexpected keyword argument 'sede'; it accepts: seed "
     "(tasks seeds.train_seed[0], seeds.train_seed[1], seeds.train_seed[2] and 5 more "
@@ -124,7 +124,7 @@ def test_text_lists_the_files_then_each_callable_problem_at_its_line(broken):
     )
     assert detail[-1] == "KeyError: 'token'"
     assert lines[-2:] == [
-        "checked 6 files: 6 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids",
+        "checked 7 files: 7 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids",
         "7 errors in 5 configs",
     ]
 
@@ -160,7 +160,7 @@ def test_the_committed_project_names_callables_and_they_all_hold():
             config.path, config.name, config.defaults
         ).compiled.references
     ]
-    assert len(named) == 11  # every kind: steps, trainers, a callback, publish
+    assert len(named) == 18  # every kind: steps, trainers, a callback, publish
     result = dagfactory("check", "--format", "json")
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
 

@@ -94,7 +94,7 @@ def test_graph_draws_every_stage_several_downloads_branch_and_publish():
         "chooser --> branch",
         "branch --> on_pass",
         "branch --> on_fail",
-        "chooser --> publish",
+        "branch --> publish",  # publish.when defaults to passed with a threshold
     }
     assert (
         "    chooser[\"pick_best<br/>max metrics['accuracy'] → best_model\"]" in lines

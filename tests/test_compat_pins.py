@@ -64,3 +64,11 @@ def test_an_unknown_version_is_a_usage_error_naming_the_supported_ones():
         SystemExit, match=r"unknown Airflow version 2\.9; supported: 2\.10"
     ):
         select(["3.3", "2.9"])
+
+
+@pytest.mark.parametrize("version", supported(), ids=lambda v: v.series)
+def test_each_version_pins_the_scikit_learn_example(version):
+    """compat/run.py installs the sklearn extra: its pins must be frozen with the rest."""
+    frozen = pins(version.constraints)
+    for dependency in ("scikit-learn", "numpy", "scipy"):
+        assert dependency in frozen

@@ -427,6 +427,8 @@ def assert_winner_is_the_best(airflow: Airflow, dag_id: str, run_id: str) -> Non
     assert xcom(airflow, dag_id, run_id, "task_4", "best_model") == {
         "task_id": best,
         "value": accuracies[best],
+        "metrics": {"model_accuracy": accuracies[best]},
+        "params": {},
     }, (run_id, accuracies)
 
 

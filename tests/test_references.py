@@ -8,6 +8,7 @@ from pathlib import Path
 from conftest import compiled
 from dagfactory.compile import compile_config
 from dagfactory.compile.references import Reference
+from dagfactory.compile.vocabulary import WINNER_FIELDS
 from dagfactory.configs import discover
 from dagfactory.problems import format_spec_path
 
@@ -157,16 +158,17 @@ publish:
         "4:24 dag.on_failure_callback pkg.alerts:page positional=1 keywords= tasks=",
         "7:22 download[0].python_callable pkg.data:fetch positional=0 keywords=rows tasks=fetch",
         "21:22 chooser.on_pass.python_callable pkg.deploy:ship positional=0 keywords= tasks=deploy",
-        # _publish adds the winner as task_id and value (replacing an op_kwargs value)
-        "27:20 publish.python_callable pkg.reports:publish positional=0 keywords=channel,value,task_id tasks=announce",
+        # _call_with_winner adds the winner's fields the function accepts (optional)
+        "27:20 publish.python_callable pkg.reports:publish positional=0 keywords=channel,value tasks=announce",
     ]
+    assert found[2].optional == found[3].optional == WINNER_FIELDS
     callback, *_, publish = found
     assert (
         callback.passes == "Airflow calls a DAG callback with one argument, the context"
     )
     assert publish.passes == (
-        "task announce passes channel, value, task_id; "
-        "a publish step gets the winner as task_id and value"
+        "task announce passes channel, value; it also gets those of the winner's "
+        "task_id, value, metrics, artifact, params that it accepts"
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.document import Document, walk
 from dagfactory.compile.schema import python_regex, spec_schema
@@ -160,9 +161,11 @@ def doc_md_file(doc: Document) -> Iterator[Problem]:
             "must be a file in the config's folder or below it (no absolute path, no '..' out of it)",
         )
     elif doc_file is not None and doc.inputs.doc_md is None:
+        path = doc_file[0].as_posix()  # quoted when it holds a line break or the like
         yield doc.error(
             ("dag", "doc_md_file"),
-            f"no such file: {doc_file[0].as_posix()} (paths are relative to the config's folder)",
+            f"no such file: {path if path.isprintable() else repr(path)} (paths are"
+            " relative to the config's folder)",
         )
 
 
@@ -383,4 +386,5 @@ CHECKS = (
     doc_md_file,
     param_defaults,
     every_value,
+    *ML_CHECKS,
 )

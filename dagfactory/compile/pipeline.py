@@ -55,6 +55,10 @@ class Step:
     runner: str = "_call"
     runner_kwargs: dict[str, Any] = field(default_factory=dict)
     binding: Binding | None = None  # None inside the trainers group or a list
+    inputs: dict[str, str] = field(default_factory=dict)  # NAME -> download task_id
+    env_templates: dict[str, str] = field(
+        default_factory=dict
+    )  # bash: pulled at run time
 
     @property
     def binding_comment(self) -> str:
@@ -70,7 +74,8 @@ class Step:
     @property
     def bash_env(self) -> dict[str, str]:
         """A bash step's keyword arguments, as environment variables (text)."""
-        return {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+        env = {key: UserText(as_text(value)) for key, value in self.op_kwargs.items()}
+        return {**env, **self.env_templates}
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ class Chooser:
     on_fail: Step | None = None
     binding: Binding = Binding("chooser", False)
     branch_binding: Binding = Binding("check_threshold", False)
+    params: tuple[dict[str, Any], ...] = ()  # each trainer's op_kwargs, for the winner
+    min_success: int | None = None  # set: rank those that succeeded, if this many did
+    gated_publish: str | None = None  # publish's task id when it follows on_pass
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
@@ -126,6 +134,8 @@ class Chooser:
             **metric,
             "mode": self.mode,
             "push_key": self.push_key,
+            "params": list(self.params),
+            **({} if self.min_success is None else {"min_success": self.min_success}),
         }
 
     @property
@@ -136,8 +146,9 @@ class Chooser:
             "push_key": self.push_key,
             "mode": self.mode,
             "threshold": self.threshold,
-            "on_pass": self.on_pass.task_id if self.on_pass else None,
-            "on_fail": self.on_fail.task_id if self.on_fail else None,
+            "on_pass": [step.task_id for step in (self.on_pass,) if step is not None]
+            + ([self.gated_publish] if self.gated_publish else []),
+            "on_fail": [self.on_fail.task_id] if self.on_fail else [],
         }
 
 
@@ -175,6 +186,22 @@ class Pipeline:
     trainers: Trainers
     chooser: Chooser
     publish: Step | None = None
+    publish_gated: bool = False  # publish hangs off the threshold branch
+
+    @property
+    def calls_steps(self) -> bool:
+        """Whether a python step calls its function with its op_kwargs alone (``_call``)."""
+        return any(s.python_callable and s.runner == "_call" for s in self.steps)
+
+    @property
+    def receives_winner(self) -> bool:
+        """Whether publish or on_pass calls a function (``_call_with_winner``)."""
+        return any(s.runner == "_call_with_winner" for s in self.steps)
+
+    @property
+    def trainer_inputs(self) -> bool:
+        """Whether a python trainer takes a download's return value (``_train`` pulls it)."""
+        return any(m.inputs and m.python_callable for m in self.trainers.models)
 
     @property
     def download_name(self) -> str:

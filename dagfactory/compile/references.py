@@ -9,9 +9,10 @@ column where the reference is written.
 The arguments are read from the spec (:mod:`.pipeline`), which has already applied the
 trainers' group defaults and expanded ``count`` and ``matrix``: they are exactly what
 the template renders. What each generated helper adds (``templates/dag.py.j2``): a step
-(``_call``) and a trainer (``_train``) pass their ``op_kwargs`` as keyword arguments;
-``_publish`` adds the winner as ``task_id`` and ``value``; ``_callback`` passes the
-context, as one positional argument.
+(``_call``) and a trainer (``_train``) pass their ``op_kwargs`` as keyword arguments,
+a trainer its ``inputs`` too; ``_call_with_winner`` (publish, on_pass) adds the winner's
+fields that the function accepts; ``_callback`` passes the context, as one positional
+argument.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dagfactory.compile.vocabulary import CALLBACK_KEYS
+from dagfactory.compile.vocabulary import CALLBACK_KEYS, WINNER_FIELDS
 from dagfactory.problems import Problem, SpecPath
 
 if TYPE_CHECKING:
     from dagfactory.compile.document import Document
     from dagfactory.compile.pipeline import Pipeline, Step, Trainers
 
-# What ``_publish`` adds to a publish step's own op_kwargs.
-PUBLISH_KEYWORDS = ("task_id", "value")
-PUBLISH_NOTE = "a publish step gets the winner as task_id and value"
+# What ``_call_with_winner`` adds to a publish or on_pass step's own op_kwargs: the
+# winner's fields its function accepts by name (so these never make a call fail).
+WINNER_NOTE = (
+    "it also gets those of the winner's task_id, value, metrics, artifact, params"
+    " that it accepts"
+)
 CALLBACK_NOTE = "Airflow calls a DAG callback with one argument, the context"
 # Tasks named in a message before the rest are counted.
 NAMED_TASKS = 3
@@ -54,6 +58,7 @@ class Reference:
     positional: int = 0
     tasks: tuple[str, ...] = ()
     note: str = ""
+    optional: tuple[str, ...] = ()  # passed only when the function accepts them
 
     @property
     def passes(self) -> str:
@@ -100,6 +105,7 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                 positional=call.positional,
                 tasks=tuple(callers),
                 note=call.note,
+                optional=call.optional,
             )
         )
     return tuple(references)
@@ -113,6 +119,7 @@ class _Call(NamedTuple):
     keywords: tuple[str, ...] = ()
     positional: int = 0
     note: str = ""
+    optional: tuple[str, ...] = ()
 
 
 def _calls(
@@ -132,9 +139,7 @@ def _calls(
         if step is not None:
             yield from _step_call(("chooser", name), step)
     if pipeline.publish is not None:
-        yield from _step_call(
-            ("publish",), pipeline.publish, PUBLISH_KEYWORDS, PUBLISH_NOTE
-        )
+        yield from _step_call(("publish",), pipeline.publish)
 
 
 def _trainer_calls(
@@ -156,19 +161,20 @@ def _trainer_calls(
             if trainers.mapped_task_id
             else f"{trainers.group_id}.{model.task_id}"
         )
-        call = _Call(
-            (*path, "python_callable"), model.python_callable, tuple(model.op_kwargs)
-        )
+        keywords = tuple(dict.fromkeys([*model.op_kwargs, *model.inputs]))
+        call = _Call((*path, "python_callable"), model.python_callable, keywords)
         yield call, task
 
 
-def _step_call(
-    path: SpecPath, step: Step, extra: tuple[str, ...] = (), note: str = ""
-) -> Iterator[tuple[_Call, str]]:
+def _step_call(path: SpecPath, step: Step) -> Iterator[tuple[_Call, str]]:
     """A python step outside the trainers: its op_kwargs, and what its helper adds."""
     if step.python_callable is not None:
-        keywords = tuple(dict.fromkeys([*step.op_kwargs, *extra]))
+        winner = step.runner == "_call_with_winner"
         call = _Call(
-            (*path, "python_callable"), step.python_callable, keywords, note=note
+            (*path, "python_callable"),
+            step.python_callable,
+            tuple(step.op_kwargs),
+            note=WINNER_NOTE if winner else "",
+            optional=WINNER_FIELDS if winner else (),
         )
         yield call, step.task_id

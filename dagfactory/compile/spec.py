@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,13 @@ from dagfactory.compile.vocabulary import (
     DURATION_KEYS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
+    WINNER_FIELDS,
     has_command,
     is_duration_text,
+    min_success_count,
     parse_date,
     parse_duration,
+    publish_gated,
 )
 
 if TYPE_CHECKING:
@@ -79,14 +83,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         "python_callable": trainers.get("python_callable"),
         "bash_command": trainers.get("bash_command"),
         "op_kwargs": trainers.get("op_kwargs", {}),
+        "inputs": trainers.get("inputs", {}),
         **{key: trainers[key] for key in OPERATOR_SETTINGS if key in trainers},
     }
     models = tuple(
-        _step(
-            _with_group_defaults(model, group_defaults),
-            "_train",
-            xcom_key=xcom_key,
-        )
+        _trainer(_with_group_defaults(model, group_defaults), xcom_key)
         for model in doc.trainer_models
     )
     group = Trainers(
@@ -112,7 +113,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             "branch_task_id", DEFAULTS["chooser", "branch_task_id"]
         ),
         on_pass=(
-            _step(chooser["on_pass"], binding=bindings["on_pass"])
+            _with_winner(
+                _step(chooser["on_pass"], binding=bindings["on_pass"]),
+                chooser["task_id"],
+                chooser.get("push_key", DEFAULTS["chooser", "push_key"]),
+            )
             if "on_pass" in chooser
             else None
         ),
@@ -125,6 +130,13 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         branch_binding=bindings.get(
             "check_threshold", Binding("check_threshold", False)
         ),
+        params=tuple(model.op_kwargs for model in models),
+        min_success=(
+            min_success_count(chooser["min_success"], len(models))
+            if "min_success" in chooser
+            else None
+        ),
+        gated_publish=data["publish"]["task_id"] if publish_gated(data) else None,
     )
     schedule = dag.get("schedule")
     return Pipeline(
@@ -155,16 +167,15 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         trainers=group,
         chooser=choose,
         publish=(
-            _step(
-                data["publish"],
-                "_publish",
-                binding=bindings["publish"],
-                chooser_task_id=choose.task_id,
-                push_key=choose.push_key,
+            _with_winner(
+                _step(data["publish"], binding=bindings["publish"]),
+                choose.task_id,
+                choose.push_key,
             )
             if "publish" in data
             else None
         ),
+        publish_gated=publish_gated(data),
     )
 
 
@@ -224,6 +235,7 @@ def _with_group_defaults(
         merged.pop("bash_command", None)
     merged.update(model)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
+    merged["inputs"] = {**defaults["inputs"], **model.get("inputs", {})}
     return merged
 
 
@@ -269,3 +281,49 @@ def _param(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {"default": value}
     return {key: value[key] for key in PARAM_KEYWORDS if key in value}
+
+
+def _pull_template(task_id: str, key: str | None = None, field: str = "") -> str:
+    """A Jinja expression Airflow renders in a bash task's env: what ``task_id`` pushed."""
+    key_text = f", key='{key}'" if key else ""
+    return f"ti.xcom_pull(task_ids='{task_id}'{key_text}){field}"
+
+
+def _env_text(expression: str) -> UserText:
+    """Text as it is, anything else as JSON, nothing as empty: the contract's env rule."""
+    return UserText(
+        f"{{% set pulled = {expression} %}}"
+        "{{ '' if pulled is none else pulled if pulled is string else pulled | tojson }}"
+    )
+
+
+def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
+    """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
+    ``_train`` (python) or environment variables Airflow renders (bash)."""
+    trainer = _step(data, "_train", xcom_key=xcom_key)
+    inputs = data.get("inputs", {})
+    if not inputs:
+        return trainer
+    if trainer.bash_command is not None:
+        env = {name: _env_text(_pull_template(task)) for name, task in inputs.items()}
+        return replace(trainer, inputs=inputs, env_templates=env)
+    kwargs = {**trainer.runner_kwargs, "inputs": inputs}
+    return replace(trainer, inputs=inputs, runner_kwargs=kwargs)
+
+
+def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:
+    """A publish or on_pass step that receives the winner: the fields its callable
+    accepts (python, via ``_call_with_winner``) or WINNER_* variables (bash)."""
+    if step.bash_command is not None:
+        winner = _pull_template(chooser_task_id, push_key)
+        env = {
+            f"WINNER_{name.upper()}": _env_text(f"{winner}.get('{name}')")
+            for name in WINNER_FIELDS
+        }
+        return replace(step, env_templates=env)
+    kwargs = {
+        **step.runner_kwargs,
+        "chooser_task_id": chooser_task_id,
+        "push_key": push_key,
+    }
+    return replace(step, runner="_call_with_winner", runner_kwargs=kwargs)

@@ -183,3 +183,33 @@ def has_command(step: dict[str, Any]) -> bool:
 def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:
     """Whether a trainer runs a bash command: a model's own command wins over the group's."""
     return "bash_command" in (model if has_command(model) else trainers)
+
+
+# -- issue 22: what flows between trainers, the chooser and publish ---------------------
+
+# The winner's fields a publish or on_pass step may take (python: those its signature
+# accepts by name; bash: as WINNER_<FIELD> environment variables).
+WINNER_FIELDS = ("task_id", "value", "metrics", "artifact", "params")
+# The XCom key under which a failing python trainer leaves its error for the chooser.
+ERROR_XCOM_KEY = "dagfactory_error"
+
+
+def min_success_count(value: int | str, trainers: int) -> int:
+    """``chooser.min_success`` as a count: ``3`` as it is, ``"75%"`` of ``trainers`` rounded up."""
+    if isinstance(value, str):
+        return max(1, math.ceil(int(value.rstrip("%")) * trainers / 100))
+    return value
+
+
+def publish_gated(data: dict[str, Any]) -> bool:
+    """Whether publish waits for the winner to pass the threshold (``when: passed``).
+
+    The default with a threshold: publishing a model that failed the gate is the bug
+    this key fixes. Without a threshold there is no gate (validate refuses ``passed``).
+    """
+    chooser, publish = data.get("chooser") or {}, data.get("publish")
+    return (
+        publish is not None
+        and "threshold" in chooser
+        and publish.get("when", "passed") == "passed"
+    )

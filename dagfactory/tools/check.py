@@ -136,6 +136,7 @@ def check_folder(
                 "target": reference.target,
                 "keywords": reference.keywords,
                 "positional": reference.positional,
+                "optional": reference.optional,
                 "passes": reference.passes,
             }
             for reference in references

@@ -27,6 +27,7 @@ import pkgutil
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -112,11 +113,21 @@ def _probe(
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return None  # a builtin without a signature: nothing to bind to
+    keywords = [*call["keywords"], *_accepted(signature, call.get("optional", ()))]
     try:
-        signature.bind(*[None] * call["positional"], **dict.fromkeys(call["keywords"]))
+        signature.bind(*[None] * call["positional"], **dict.fromkeys(keywords))
     except TypeError as exc:
         return f"{function_name}() {exc}; {_accepts(signature)} ({call['passes']})", ""
     return None
+
+
+def _accepted(signature: inspect.Signature, optional: Sequence[str]) -> list[str]:
+    """The ``optional`` keywords a call passes to this signature: those it names, or
+    all of them when it takes ``**kwargs`` (as ``_call_with_winner`` does)."""
+    parameters = signature.parameters.values()
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        return list(optional)
+    return [name for name in optional if name in signature.parameters]
 
 
 def _import(

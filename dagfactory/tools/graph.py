@@ -3,7 +3,7 @@
 The layout follows the order Airflow runs the tasks in, one column per stage: the
 download task(s), the trainers' TaskGroup (one box per trainer, or one box for a mapped
 trainer), the chooser, then the threshold branch and the publish task, then the branch's
-follow-ups. The SVG is written by hand (no graph library, no fonts to measure): a
+follow-ups (publish among them when it waits for the threshold: ``publish.when``). The SVG is written by hand (no graph library, no fonts to measure): a
 monospace font makes text widths predictable.
 """
 
@@ -110,8 +110,12 @@ def layout(pipeline: Pipeline) -> Layout:
             _step_detail(pipeline.publish),
             "follow_up",
         )
-        after_chooser.append(publish)
-        edges.append((choose, publish))
+        if pipeline.publish_gated:  # it runs only when the winner passes
+            outcomes.insert(1 if chooser.on_pass else 0, publish)
+            edges.append((branch, publish))
+        else:
+            after_chooser.append(publish)
+            edges.append((choose, publish))
     if after_chooser:
         columns.append(after_chooser)
     if outcomes:
