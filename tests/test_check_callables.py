@@ -3,8 +3,9 @@
 Each test breaks a copy of the project as users do (a misspelled function, a missing
 module, an op_kwargs key the function does not take, a callback or a publish function
 that cannot take what it is given), renders it (render does not import user code, so
-it passes), and expects check to name each mistake at the line and column where the
-callable is written.
+it passes), and expects check to name each mistake at the line and column where it
+is: an op_kwargs key the function does not take at the key (with the parameter it
+most likely meant), anything else at the callable.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ MISTAKES = [
     ("configs/min_loss_dag.yaml", "ml_demo.data:fetch", "ml_demo.dta:fetch"),
     ("configs/min_loss_dag.yaml", "{value: 0.17}", "{value: 0.17, scale: 2}"),
     ("configs/sweeps/mapped_seeds.yaml", "    seed: [", "    sede: ["),
+    ("configs/sweeps/hyperparameter_sweep.yaml", "{rows: 1000}", "{row: 1000}"),
+    ("configs/sweeps/hyperparameter_sweep.yaml", '{source: "s3:', '{path: "s3:'),
     (
         "configs/sweeps/hyperparameter_sweep.yaml",
         "on_failure_callback: ml_demo.reports:notify",
@@ -54,18 +57,29 @@ EXPECTED = [
     "ml_demo.dta: No module named 'ml_demo.dta' (looked for in the dags folder "
     "generated_dags, which Airflow puts on sys.path, and in the installed packages); "
     "did you mean 'ml_demo.data'?",
-    "configs/min_loss_dag.yaml:21:20: error: trainers.python_callable: report_metric() "
-    "got an unexpected keyword argument 'scale'; it accepts: value "
+    "configs/min_loss_dag.yaml:26:32: error: trainers.models[1].op_kwargs.scale: "
+    "report_metric() got an unexpected keyword argument 'scale'; it accepts: value "
     "(task candidates.train_depth_4 passes value, scale)",
     "configs/sweeps/hyperparameter_sweep.yaml:21:24: error: dag.on_failure_callback: "
     "train_model() too many positional arguments; it takes no arguments "
     "(Airflow calls a DAG callback with one argument, the context)",
+    "configs/sweeps/hyperparameter_sweep.yaml:26:17: error: download[0].op_kwargs.row: "
+    "fetch() got an unexpected keyword argument 'row' (did you mean 'rows'?); "
+    "it accepts: rows (task fetch_features passes row)",
+    # a required parameter no key was meant for stays at the callable
+    "configs/sweeps/hyperparameter_sweep.yaml:28:22: error: "
+    "download[1].python_callable: fetch_labels() missing a required argument: "
+    "'source'; it accepts: source (task fetch_labels passes path)",
+    "configs/sweeps/hyperparameter_sweep.yaml:29:17: error: download[1].op_kwargs.path: "
+    "fetch_labels() got an unexpected keyword argument 'path'; it accepts: source "
+    "(task fetch_labels passes path)",
     "configs/sweeps/hyperparameter_sweep.yaml:56:20: error: publish.python_callable: "
     "announce() missing a required argument: 'model_uri'; it accepts: channel, "
     "model_uri (task announce passes channel; it also gets those of the winner's "
     "task_id, value, metrics, artifact, params that it accepts)",
-    "configs/sweeps/mapped_seeds.yaml:15:20: error: trainers.python_callable: "
-    "seeded_score() got an unexpected keyword argument 'sede'; it accepts: seed "
+    "configs/sweeps/mapped_seeds.yaml:17:5: error: trainers.matrix.sede: "
+    "seeded_score() got an unexpected keyword argument 'sede' (did you mean 'seed'?); "
+    "it accepts: seed "
     "(tasks seeds.train_seed[0], seeds.train_seed[1], seeds.train_seed[2] and 5 more "
     "pass sede)",
     "configs/sweeps/random_restarts.yaml:13:20: error: trainers.python_callable: "
@@ -116,7 +130,7 @@ def test_text_lists_the_files_then_each_callable_problem_at_its_line(broken):
     ]
     assert problems == EXPECTED
     # the import that failed shows where, in the user's code, before its problem
-    detail = lines[lines.index(EXPECTED[4]) + 1 : lines.index(EXPECTED[5])]
+    detail = lines[lines.index(EXPECTED[7]) + 1 : lines.index(EXPECTED[8])]
     assert detail[0] == "Traceback (most recent call last):"
     assert re.fullmatch(
         r'  File ".*/generated_dags/ml_demo/settings\.py", line 2, in <module>',
@@ -125,7 +139,7 @@ def test_text_lists_the_files_then_each_callable_problem_at_its_line(broken):
     assert detail[-1] == "KeyError: 'token'"
     assert lines[-2:] == [
         "checked 7 files: 7 DAGs loaded, 0 import errors, 0 cycles, 0 duplicate dag ids",
-        "7 errors in 5 configs",
+        "10 errors in 5 configs",
     ]
 
 

@@ -108,7 +108,7 @@ def test_errors_of_several_files_are_all_reported(write_config):
     result = dagfactory("validate", str(second.parent))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"{second.parent / 'a.yaml'}:2:1: error: (top level): invalid YAML: expected the node content, but found '<stream end>' (while parsing a flow node)",
+        f"{second.parent / 'a.yaml'}:1:6: error: (top level): invalid YAML: the '[' on line 1 is never closed; end the list with ']' [parser: expected the node content, but found '<stream end>' (while parsing a flow node) at 2:1]",
         f"{second}:16:12: error: chooser.task_id: the id 'fetch' is already used by download.task_id (line 5); ids must be unique",
         "2 errors in 2 files; nothing written",
     ]

@@ -113,11 +113,15 @@ def test_byte_order_mark_is_accepted():
         ),
         (
             "a:\n\tb: 1\n",
-            "f.yaml:2:1: error: (top level): invalid YAML: found character '\\t' that cannot start any token",
+            "f.yaml:2:1: error: (top level): invalid YAML: line 2 is indented with a tab; "
+            "indent with spaces (YAML does not allow tabs there) [parser: found character "
+            "'\\t' that cannot start any token",
         ),
         (
             "a: [1, 2\n",
-            "f.yaml:2:1: error: (top level): invalid YAML: expected ',' or ']', but got '<stream end>'",
+            "f.yaml:1:4: error: (top level): invalid YAML: the '[' on line 1 is never "
+            "closed; end the list with ']' [parser: expected ',' or ']', but got "
+            "'<stream end>' (while parsing a flow sequence) at 2:1]",
         ),
         (
             "a: b\nc: \x00\n",

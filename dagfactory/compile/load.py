@@ -26,6 +26,7 @@ from yaml.resolver import Resolver
 from dagfactory.compile.document import Document, Inputs, merge_defaults
 from dagfactory.compile.environment import withhold_refused
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
+from dagfactory.compile.yaml_hints import syntax_hint
 from dagfactory.files import TooLarge, read_bounded
 from dagfactory.limits import MAX_CONFIG_BYTES as MAX_BYTES
 from dagfactory.problems import Problem
@@ -220,7 +221,7 @@ def _load_text_in_python(text: str, name: str) -> Loaded:
         loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        return Loaded.rejected(_syntax_error(exc, name))
+        return Loaded.rejected(_syntax_error(exc, name, text))
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, exc.position)
         message = f"the control character U+{exc.character:04X} is not allowed in YAML; remove it"
@@ -263,17 +264,22 @@ def _document(loader: SafeConstructor, root: Node | None, name: str) -> Loaded:
     )
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> Problem:
+def _syntax_error(exc: yaml.MarkedYAMLError, name: str, text: str) -> Problem:
+    """The likely mistake in words at its place (:mod:`.yaml_hints`), the parser's own
+    words and position after it; the parser's alone when no hint explains them."""
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "invalid YAML"
     if exc.context:
         problem = f"{problem} ({exc.context})"
-    if "'\\t'" in problem:
-        problem += "; indent with spaces, YAML does not allow tabs there"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if "expected a single document" in problem:
         problem = "found a second YAML document; a config holds exactly one (remove the '---' separator)"
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    return Problem(name, line, column, (), f"invalid YAML: {problem}")
+        return Problem(name, line, column, (), f"invalid YAML: {problem}")
+    hint = syntax_hint(text, exc)
+    if hint is None:
+        return Problem(name, line, column, (), f"invalid YAML: {problem}")
+    message = f"invalid YAML: {hint.text} [parser: {problem} at {line}:{column}]"
+    return Problem(name, hint.line, hint.column, (), message)
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:

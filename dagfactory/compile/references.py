@@ -4,7 +4,8 @@ A config's callables are imported only when a task runs, so a misspelled name, a
 missing module or an ``op_kwargs`` key the function does not take would first fail on
 a worker. ``dagfactory check`` imports each reference listed here and binds what the
 generated code passes to its signature, and reports what does not fit at the line and
-column where the reference is written.
+column where the reference is written; an ``op_kwargs`` key the function does not take,
+at the key itself (each reference keeps where each keyword it passes is written).
 
 The arguments are read from the spec (:mod:`.pipeline`), which has already applied the
 trainers' group defaults and expanded ``count`` and ``matrix``: they are exactly what
@@ -39,6 +40,15 @@ CALLBACK_NOTE = "Airflow calls a DAG callback with one argument, the context"
 NAMED_TASKS = 3
 
 
+class Place(NamedTuple):
+    """Where a keyword is written: its key's spec path, file, line and column."""
+
+    spec_path: SpecPath
+    file: str
+    line: int
+    column: int
+
+
 @dataclass(frozen=True)
 class Reference:
     """One ``module:function`` and one way the DAG file calls it.
@@ -47,6 +57,8 @@ class Reference:
     how many positional ones (a callback's context); ``tasks`` are the Airflow task ids
     that call it so (none for a DAG callback). ``file``, ``line`` and ``column`` say
     where the reference is written, which is in a defaults file when it came from one.
+    ``keyword_places`` pairs each keyword the config writes with every place its key
+    is written (a keyword a helper adds, such as publish's ``value``, has none).
     """
 
     target: str
@@ -59,6 +71,7 @@ class Reference:
     tasks: tuple[str, ...] = ()
     note: str = ""
     optional: tuple[str, ...] = ()  # passed only when the function accepts them
+    keyword_places: tuple[tuple[str, tuple[Place, ...]], ...] = ()
 
     @property
     def passes(self) -> str:
@@ -75,11 +88,35 @@ class Reference:
         what = ", ".join(self.keywords) or "no arguments"
         return f"{who} {what}" + (f"; {self.note}" if self.note else "")
 
+    @property
+    def written(self) -> tuple[str, ...]:
+        """The keywords whose keys the config writes (not those a helper adds)."""
+        return tuple(keyword for keyword, _ in self.keyword_places)
+
     def problem(self, message: str, detail: str = "") -> Problem:
         """A problem with this reference, at the place it is written."""
         return Problem(
             self.file, self.line, self.column, self.spec_path, message, detail=detail
         )
+
+    def keyword_problems(
+        self, keyword: str, message: str, detail: str = ""
+    ) -> list[Problem]:
+        """A problem with ``keyword`` at each place its key is written, else at the reference."""
+        places = dict(self.keyword_places).get(keyword, ())
+        if not places:
+            return [self.problem(message, detail)]
+        return [
+            Problem(
+                place.file,
+                place.line,
+                place.column,
+                place.spec_path,
+                message,
+                detail=detail,
+            )
+            for place in places
+        ]
 
 
 def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, ...]:
@@ -89,8 +126,14 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
     keywords are one reference naming them all (a matrix of 10,000 trainers is one).
     """
     tasks: dict[_Call, list[str]] = {}
-    for call, task in _calls(doc.data, pipeline):
+    places: dict[_Call, dict[str, dict[Place, None]]] = {}
+    for call, task, written in _calls(doc.data, pipeline):
         tasks.setdefault(call, []).extend([task] if task is not None else [])
+        keywords = places.setdefault(call, {})
+        for keyword, path in written.items():
+            mark = doc.locate(path, key=True)
+            place = Place(path, mark.file or doc.name, mark.line, mark.column)
+            keywords.setdefault(keyword, {})[place] = None
     references = []
     for call, callers in tasks.items():
         mark = doc.locate(call.path)
@@ -106,6 +149,10 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                 tasks=tuple(callers),
                 note=call.note,
                 optional=call.optional,
+                keyword_places=tuple(
+                    (keyword, tuple(written))
+                    for keyword, written in places[call].items()
+                ),
             )
         )
     return tuple(references)
@@ -122,14 +169,18 @@ class _Call(NamedTuple):
     optional: tuple[str, ...] = ()
 
 
-def _calls(
-    data: dict[str, Any], pipeline: Pipeline
-) -> Iterator[tuple[_Call, str | None]]:
+# A call, the task that makes it (none for a DAG callback), and where each keyword
+# it passes is written in the config: the spec path of its key.
+CallSite = tuple[_Call, str | None, dict[str, SpecPath]]
+
+
+def _calls(data: dict[str, Any], pipeline: Pipeline) -> Iterator[CallSite]:
     """Each call the DAG file makes of user code, with the task that makes it."""
     for key in CALLBACK_KEYS:
         if key in pipeline.dag.callbacks:
             target = pipeline.dag.callbacks[key]
-            yield _Call(("dag", key), target, positional=1, note=CALLBACK_NOTE), None
+            callback = _Call(("dag", key), target, positional=1, note=CALLBACK_NOTE)
+            yield callback, None, {}
     listed = isinstance(data["download"], list)
     for index, step in enumerate(pipeline.downloads):
         yield from _step_call(("download", index) if listed else ("download",), step)
@@ -142,13 +193,13 @@ def _calls(
         yield from _step_call(("publish",), pipeline.publish)
 
 
-def _trainer_calls(
-    written: dict[str, Any], trainers: Trainers
-) -> Iterator[tuple[_Call, str]]:
+def _trainer_calls(written: dict[str, Any], trainers: Trainers) -> Iterator[CallSite]:
     """Python trainers: at the model's own python_callable, else at the group's.
 
     A model that names a command of its own has its own python_callable or none (the
     spec's precedence); generated trainers (``count``, ``matrix``) have only the group's.
+    A keyword is written in the model's op_kwargs, else in the matrix, else in the
+    group's op_kwargs: the order in which the spec lets one win over the next.
     """
     models = written.get("models")
     for index, model in enumerate(trainers.models):
@@ -163,10 +214,26 @@ def _trainer_calls(
         )
         keywords = tuple(dict.fromkeys([*model.op_kwargs, *model.inputs]))
         call = _Call((*path, "python_callable"), model.python_callable, keywords)
-        yield call, task
+        own_model = models[index] if models is not None else {}
+        keys = {
+            keyword: ("trainers", "models", index, "op_kwargs", keyword)
+            if keyword in own_model.get("op_kwargs", {})
+            else ("trainers", "matrix", keyword)
+            if keyword in written.get("matrix", {})
+            else ("trainers", "op_kwargs", keyword)
+            for keyword in model.op_kwargs
+        }
+        for name in model.inputs:
+            keys.setdefault(
+                name,
+                ("trainers", "models", index, "inputs", name)
+                if name in own_model.get("inputs", {})
+                else ("trainers", "inputs", name),
+            )
+        yield call, task, keys
 
 
-def _step_call(path: SpecPath, step: Step) -> Iterator[tuple[_Call, str]]:
+def _step_call(path: SpecPath, step: Step) -> Iterator[CallSite]:
     """A python step outside the trainers: its op_kwargs, and what its helper adds."""
     if step.python_callable is not None:
         winner = step.runner == "_call_with_winner"
@@ -177,4 +244,5 @@ def _step_call(path: SpecPath, step: Step) -> Iterator[tuple[_Call, str]]:
             note=WINNER_NOTE if winner else "",
             optional=WINNER_FIELDS if winner else (),
         )
-        yield call, step.task_id
+        keys = {keyword: (*path, "op_kwargs", keyword) for keyword in step.op_kwargs}
+        yield call, step.task_id, keys

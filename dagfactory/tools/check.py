@@ -135,6 +135,7 @@ def check_folder(
             {
                 "target": reference.target,
                 "keywords": reference.keywords,
+                "written": reference.written,
                 "positional": reference.positional,
                 "optional": reference.optional,
                 "passes": reference.passes,
@@ -227,12 +228,15 @@ def _files(count: int) -> str:
 def _callable_problems(
     references: Sequence[Reference], findings: list[str], ended: str, log: str
 ) -> list[Problem]:
-    """A problem per reference that does not hold; the one the child died on says so."""
+    """A problem per finding of each reference that does not hold (one about an op_kwargs
+    key where that key is written); the reference the child died on says so."""
     problems = []
     for reference, line in zip(references, findings, strict=False):
-        finding = json.loads(line)
-        if finding is not None:
-            problems.append(reference.problem(*finding))
+        for message, detail, keyword in json.loads(line) or ():
+            if keyword is None:
+                problems.append(reference.problem(message, detail))
+            else:
+                problems += reference.keyword_problems(keyword, message, detail)
     if len(findings) < len(references):
         fatal = references[len(findings)]
         unchecked = len(references) - len(findings) - 1

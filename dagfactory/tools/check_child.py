@@ -7,7 +7,9 @@ starts, so that the file a dead or hung process was in is known) and writes what
 holds to RESULT_FILE as JSON; then, in the same process and so with the same
 ``sys.path`` a task has, imports each ``module:function`` that CALLS_FILE lists and
 binds to its signature what the DAG file passes, one JSON line per call to
-FINDINGS_FILE. Files, not stdout: Airflow logs there.
+FINDINGS_FILE: ``null``, or a list of findings ``[message, detail, keyword]``, the
+keyword set when the finding is about that ``op_kwargs`` key (the parent reports it
+where the key is written). Files, not stdout: Airflow logs there.
 
 Each import is bounded by TIMEOUT seconds: Airflow bounds each DAG file's with an
 alarm (``dagbag_import_timeout``, which the parent sets to TIMEOUT), and an alarm here
@@ -73,8 +75,8 @@ def probe_callables(
 ) -> None:
     """After :func:`record_dagbag`: import each call's function, bind its arguments.
 
-    Writes one JSON line per call as soon as it is checked (``null``, or a message and
-    its detail), so that a call whose import ends the process is known: the first one
+    Writes one JSON line per call as soon as it is checked (``null``, or its findings),
+    so that a call whose import ends the process is known: the first one
     without a line. ``folder`` is the dags folder, named when a module is not found;
     each module's import ends after ``timeout`` seconds.
     """
@@ -84,9 +86,13 @@ def probe_callables(
     modules: dict[str, ModuleType | tuple[str, str]] = {}
     with open(findings_file, "a", encoding="utf-8") as findings:
         for call in json.loads(Path(calls_file).read_text("utf-8")):
-            finding = _probe(call, modules, folder, timeout)
-            findings.write(json.dumps(finding) + "\n")
+            found = _probe(call, modules, folder, timeout)
+            findings.write(json.dumps(found) + "\n")
             findings.flush()
+
+
+# A finding: its message, its detail, and the op_kwargs key it is about (or None).
+Finding = tuple[str, str, str | None]
 
 
 def _probe(
@@ -94,31 +100,88 @@ def _probe(
     modules: dict[str, ModuleType | tuple[str, str]],
     folder: str,
     timeout: float,
-) -> tuple[str, str] | None:
-    """What goes wrong when a task calls ``call`` (message, detail), or None."""
+) -> list[Finding] | None:
+    """What goes wrong when a task calls ``call``, or None."""
     module_name, _, function_name = call["target"].partition(":")
     if module_name not in modules:
         modules[module_name] = _import(module_name, folder, timeout)
     module = modules[module_name]
     if isinstance(module, tuple):
-        return module
+        return [(*module, None)]
     if not hasattr(module, function_name):
         hint = _suggest(module, function_name)
-        return f"{module_name} has no function {function_name!r}; {hint}", ""
+        return [(f"{module_name} has no function {function_name!r}; {hint}", "", None)]
     function = getattr(module, function_name)
     if not callable(function):
         kind = type(function).__name__
-        return f"{module_name}.{function_name} is a {kind}, not a function", ""
+        return [
+            (f"{module_name}.{function_name} is a {kind}, not a function", "", None)
+        ]
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return None  # a builtin without a signature: nothing to bind to
-    keywords = [*call["keywords"], *_accepted(signature, call.get("optional", ()))]
+    return _bind(function_name, signature, call) or None
+
+
+def _bind(
+    function_name: str, signature: inspect.Signature, call: dict[str, Any]
+) -> list[Finding]:
+    """Each key the config writes (``call["written"]``) that ``signature`` does not take
+    (about that key, with the nearest parameter), then what binding the rest, corrected,
+    still lacks (about the call): a keyword a helper adds, a missing parameter.
+
+    A misspelled key often leaves a required parameter unset too: binding as if each
+    key were corrected reports only a mistake of its own.
+    """
+    accepts, passes = _accepts(signature), call["passes"]
+    unknown, corrected = _unknown_keywords(
+        signature, call.get("written", []), call["keywords"]
+    )
+    findings: list[Finding] = []
+    for keyword in unknown:
+        close = corrected.get(keyword)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        message = (
+            f"{function_name}() got an unexpected keyword argument {keyword!r}{hint}; "
+            f"{accepts} ({passes})"
+        )
+        findings.append((message, "", keyword))
+    known = [keyword for keyword in call["keywords"] if keyword not in unknown]
+    known += _accepted(signature, call.get("optional", ()))
     try:
-        signature.bind(*[None] * call["positional"], **dict.fromkeys(keywords))
+        signature.bind(
+            *[None] * call["positional"],
+            **dict.fromkeys([*known, *corrected.values()]),
+        )
     except TypeError as exc:
-        return f"{function_name}() {exc}; {_accepts(signature)} ({call['passes']})", ""
-    return None
+        findings.append((f"{function_name}() {exc}; {accepts} ({passes})", "", None))
+    return findings
+
+
+def _unknown_keywords(
+    signature: inspect.Signature, written: list[str], passed: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """The ``written`` keywords no parameter of ``signature`` takes by name (none when
+    it takes ``**kwargs``), and for each that has one the nearest parameter not passed."""
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return [], {}
+    by_name = {
+        p.name
+        for p in parameters
+        if p.kind
+        in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    unknown = [keyword for keyword in written if keyword not in by_name]
+    free = sorted(by_name - set(passed))
+    corrected = {}
+    for keyword in unknown:
+        close = difflib.get_close_matches(keyword, free, n=1)
+        if close:
+            corrected[keyword] = close[0]
+            free.remove(close[0])
+    return unknown, corrected
 
 
 def _accepted(signature: inspect.Signature, optional: Sequence[str]) -> list[str]:
