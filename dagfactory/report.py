@@ -27,7 +27,7 @@ from dagfactory.problems import EXIT_OK, Problem, format_spec_path
 
 if TYPE_CHECKING:
     from dagfactory.tools.check import CheckResult
-    from dagfactory.tools.run import XComEntry
+    from dagfactory.tools.run import TaskLog, XComEntry
 
 FORMATS = ("text", "json", "github")
 
@@ -243,6 +243,25 @@ def xcom_table(xcoms: list[XComEntry]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+def task_log_sections(logs: list[TaskLog]) -> list[str]:
+    """Every task's log, grouped by task id in the order the tasks first ran (a mapped
+    task's instances together, by map index), each under a ``==> task <==`` heading as
+    ``tail`` heads the files it prints, and a blank line after each."""
+    from dagfactory.tools.run import task_label
+
+    first_run = {}
+    for log in logs:
+        first_run.setdefault(log.task_id, len(first_run))
+    lines = []
+    for log in sorted(
+        logs, key=lambda log: (first_run[log.task_id], log.map_index, log.try_number)
+    ):
+        lines.append(f"==> {task_label(log.task_id, log.map_index)} <==")
+        lines += log.read().splitlines() or ["(no output)"]
+        lines.append("")
+    return lines
 
 
 def _utc(stored: str | None) -> str:

@@ -151,6 +151,7 @@ def test_a_matrix_key_and_a_publish_value_are_located_as_the_spec_reads_them():
     grid, published = compiled(config + CHOOSER + publish).references
     (matrix_key,) = grid.keyword_problems("n_neighbours", "typo")
     assert (matrix_key.line, matrix_key.column) == (11, 5)
-    # _publish passes the winner as value whatever op_kwargs says: at the callable
+    # _call_with_winner passes the op_kwargs value to a function that takes no
+    # value (the winner's replaces it only where it does): at the key
     (value,) = published.keyword_problems("value", "typo")
-    assert value.spec_path == ("publish", "python_callable")
+    assert value.spec_path == ("publish", "op_kwargs", "value")

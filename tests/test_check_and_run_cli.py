@@ -133,7 +133,8 @@ def test_run_prints_the_xcom_list_and_the_winner():
         "params": {},
     }
     assert rows[("best_model", "task_4")] == winner
-    assert lines[-1] == f"winner (max model_accuracy): {json.dumps(winner)}"
+    assert lines[-2] == f"winner (max model_accuracy): {json.dumps(winner)}"
+    assert lines[-1].startswith("task logs: .dagfactory/runs/dag_id=xcom_dag/run_id=")
 
 
 def test_run_shows_the_map_index_of_a_mapped_trainer():
@@ -205,8 +206,89 @@ def test_a_failed_run_is_a_problem_with_the_failing_task_then_the_log_as_its_det
         "fetch failed on try 1: AirflowException: Bash command failed."
         " The command returned a non-zero exit code 3."
     )
-    assert (blank, heading) == ("", "end of Airflow's log:")
+    assert blank == ""
+    assert heading.startswith("end of the log of fetch (")
+    assert heading.endswith("/task_id=fetch/attempt=1.log):")
     assert "no data" in "\n".join(log)  # the task's own output, after the summary
     assert "running demo on an embedded Airflow" in result.stderr
     assert "retries off for a local run" in result.stderr
     assert result.stderr.splitlines()[-1] == failed  # the cause is also the last line
+
+
+def log_sections(lines: list[str]) -> dict[str, list[str]]:
+    """``run --logs``' task logs: each ``==> task <==`` heading's lines, in order."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in lines:
+        if line.startswith("DAG run "):
+            break
+        if line.startswith("==> ") and line.endswith(" <=="):
+            current = sections.setdefault(line[4:-4], [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def test_run_with_logs_shows_what_each_task_printed_and_keeps_the_logs(project):
+    result = dagfactory("run", "xcom_dag", "--logs")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    sections = log_sections(lines)
+    trainers = [f"processing_tasks.training_model_{n}" for n in "abc"]
+    assert list(sections)[0] == "downloading_data"
+    assert sorted(list(sections)[1:4]) == trainers
+    assert list(sections)[4:] == ["task_4"]
+    pushed = {
+        line.split()[2]: float(line.split()[1])
+        for line in lines
+        if line.startswith("model_accuracy ")
+    }
+    for trainer in trainers:  # each printed the accuracy it pushed
+        assert f"model's accuracy: {pushed[trainer]}" in sections[trainer]
+    assert lines[-1].startswith("task logs: ")
+    folder = project / lines[-1].removeprefix("task logs: ")
+    assert folder.parent == project / ".dagfactory" / "runs" / "dag_id=xcom_dag"
+    files = sorted(path.relative_to(folder) for path in folder.rglob("*.log"))
+    assert [str(path) for path in files] == sorted(
+        f"task_id={task}/attempt=1.log"
+        for task in ["downloading_data", *trainers, "task_4"]
+    )
+
+
+def test_a_failed_run_prints_the_pushed_xcoms_and_the_failed_tasks_log(tmp_path):
+    config = tmp_path / "raising.yaml"
+    config.write_text(
+        (ROOT / "compat" / "configs" / "failing_trainers.yaml")
+        .read_text()
+        .replace('{text: "nan"}', '{text: "0.75"}')
+        .replace('{text: "inf"}', '{text: "oops"}')  # float("oops") raises
+    )
+    home = tmp_path / "home"
+    result = dagfactory("run", str(config), "--home", str(home))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    table = lines[lines.index("") + 1 :]
+    pushed = {
+        (row.split()[0], row.split()[2]): row.split()[1] for row in table[1:] if row
+    }
+    assert pushed[("score", "trainers.finite")] == "0.5"
+    assert pushed[("score", "trainers.not_a_number")] == "0.75"
+    assert ("score", "trainers.infinite") not in pushed
+    failed = (
+        "trainers.infinite failed on try 1: ValueError: could not convert string"
+        " to float: 'oops'"
+    )
+    errors = result.stderr.splitlines()
+    heading = errors.index(failed) + 2
+    assert errors[heading].startswith("end of the log of trainers.infinite (")
+    tail = errors[heading + 1 :]
+    assert "Traceback (most recent call last):" in tail
+    assert any("in parse_metric" in line for line in tail)
+    assert errors[-1] == failed  # the cause is also the last line
+    assert lines[-1].startswith("task logs: ")
+    folder = tmp_path / "home" / "logs" / "dag_id=failing_trainers"
+    (run_folder,) = folder.iterdir()
+    assert lines[-1] == f"task logs: {run_folder}"
+    log = run_folder / "task_id=trainers.infinite" / "attempt=1.log"
+    assert "ValueError: could not convert string to float: 'oops'" in log.read_text()
+    assert len(list(run_folder.rglob("*.log"))) == 4  # prepare and the three trainers

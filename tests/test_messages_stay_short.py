@@ -17,7 +17,7 @@ def test_a_file_name_with_a_line_break_stays_on_its_line(tmp_path):
         assert "\x1b" not in output
         first = output.splitlines()[0]
         assert first.startswith(
-            "bad\\nname\\x1b[31m.yaml:1:7: error:" if output_format == "text" else "::"
+            "bad\\nname\\x1b[31m.yaml:1:6: error:" if output_format == "text" else "::"
         ), first
     result = dagfactory("validate", "--format", "json", name, cwd=tmp_path)
     assert json.loads(result.stdout)[0]["file"] == name  # JSON escapes on its own

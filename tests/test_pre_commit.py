@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli import dagfactory
 
 from conftest import ROOT
 
@@ -28,9 +29,14 @@ def project(tmp_path_factory) -> Path:
     (repo / "generated_dags").mkdir()
     for dag in (ROOT / "generated_dags").glob("*.py"):
         shutil.copy(dag, repo / "generated_dags")
-    for command in (["init", "-q"], ["add", "."]):
-        subprocess.run(["git", *command], cwd=repo, check=True, capture_output=True)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, capture_output=True)
+    git_add_all(repo)
     return repo
+
+
+def git_add_all(repo: Path) -> None:
+    """Stage the project's files as they are now: pre-commit --all-files sees those."""
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +85,44 @@ def test_render_check_hook_fails_on_a_stale_dag(project, hook_home):
         )
     finally:
         config.write_text(original)
+
+
+def test_an_invalid_config_fails_both_hooks_and_its_errors_are_printed_once(
+    project, hook_home
+):
+    bad = project / "configs" / "bad.yaml"
+    bad.write_text("dag:\n  dag_id: bad\n  start_date: nope\n")
+    try:
+        git_add_all(project)
+        result = run_hooks(project, hook_home)
+    finally:
+        bad.unlink()
+        git_add_all(project)
+    assert result.returncode == 1
+    assert re.search(r"^dagfactory validate\.+Failed$", result.stdout, re.M)
+    assert re.search(r"^dagfactory render --check\.+Failed$", result.stdout, re.M)
+    errors = [line for line in result.stdout.splitlines() if ": error: " in line]
+    assert errors and all(line.startswith("configs/bad.yaml:") for line in errors)
+    assert len(set(errors)) == len(errors)  # each error once, by validate
+    assert f"{len(errors)} errors in 1 file; nothing written" in result.stdout
+    assert (
+        f"1 invalid config (configs/bad.yaml): {len(errors)} errors, shown by "
+        "`dagfactory validate`; nothing written" in result.stdout
+    )
+
+
+def test_render_check_alone_still_fails_on_an_invalid_config(project):
+    bad = project / "configs" / "bad.yaml"
+    bad.write_text("dag:\n  dag_id: bad\n  start_date: nope\n")
+    try:
+        result = dagfactory(
+            "render", "--check", "--config-errors", "summary", cwd=project
+        )
+    finally:
+        bad.unlink()
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "1 invalid config (configs/bad.yaml): 3 errors, shown by "
+        "`dagfactory validate`; nothing written"
+    ]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dagfactory.build import Rendered
+from dagfactory.build import Batch, Rendered
 from dagfactory.commands.arguments import (
     Command,
     add_out,
@@ -61,6 +61,15 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="also remove stale generated files (whose config is gone) from the output folder",
     )
     parser.set_defaults(mode=Mode.WRITE)
+    parser.add_argument(
+        "--config-errors",
+        choices=("list", "summary"),
+        default="list",
+        help="how invalid configs are shown: each error (list, the default), or one "
+        "line naming them, their errors left to `dagfactory validate` where it runs "
+        "beside (the pre-commit hooks); either way nothing is written and the exit "
+        "code is 1",
+    )
     add_templates(parser)
     parser.add_argument(
         "--force",
@@ -90,6 +99,7 @@ def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
         force=args.force,
         templates=args.templates,
         jobs=args.jobs,
+        config_errors=args.config_errors,
     )
 
 
@@ -102,6 +112,7 @@ def render(
     force: Sequence[Path] = (),
     templates: Path | None = None,
     jobs: int | None = None,
+    config_errors: str = "list",
 ) -> Outcome:
     """Compile every config and write its DAG file; in the check and diff modes, only
     show what would change (writing nothing, not even under a temporary name).
@@ -118,7 +129,6 @@ def render(
         if writing:
             guard.recover(leftovers)
         cache = RenderCache.of_project(root)
-        options = {"mode": mode, "prune": prune, "force": force, "jobs": jobs}
         outcome = _render(
             paths,
             out_dir,
@@ -126,8 +136,12 @@ def render(
             leftovers,
             guard.journal_path,
             started,
+            mode=mode,
+            prune=prune,
+            force=force,
             templates=templates,
-            **options,
+            jobs=jobs,
+            config_errors=config_errors,
         )
     if writing and leftovers:
         _tell_recovered(outcome, leftovers)
@@ -147,6 +161,7 @@ def _render(
     force: Sequence[Path],
     templates: Path | None,
     jobs: int | None,
+    config_errors: str,
 ) -> Outcome:
     writing = mode is Mode.WRITE
     # Check and diff stage nothing: they write nothing, not even under a temporary name.
@@ -164,7 +179,7 @@ def _render(
             ),
         )
         if batch.errors:
-            return failed(batch)
+            return failed(batch) if config_errors == "list" else _invalid(batch)
         plan = plan_render(
             batch.rendered, out_dir, force, staged=staging, replaced=cache.replaced
         )
@@ -211,6 +226,24 @@ def _stage(
     if not cache.holds(path, unit.digest):
         staging.stage(path, unit.content)
     return dataclasses.replace(unit, content=None, pipeline=None)
+
+
+def _invalid(batch: Batch) -> Outcome:
+    """``--config-errors summary``: the invalid configs named in one line, their errors
+    left to ``dagfactory validate``, so that where both run (the pre-commit hooks) each
+    error is printed once. Problems in no config (a template's) are listed still:
+    ``validate`` renders nothing and would not show them."""
+    in_configs = [problem for problem in batch.errors if problem.file is not None]
+    elsewhere = [problem for problem in batch.problems if problem.file is None]
+    files = sorted({str(problem.file) for problem in in_configs})
+    notes = []
+    if files:
+        notes.append(
+            f"{plural(len(files), 'invalid config')} ({', '.join(files)}): "
+            f"{plural(len(in_configs), 'error')}, shown by `dagfactory validate`; "
+            "nothing written"
+        )
+    return Outcome(EXIT_PROBLEMS, elsewhere, notes=notes)
 
 
 def _preview(plan: Plan, leftovers: Leftovers, *, diff: bool) -> Outcome:

@@ -1,4 +1,11 @@
-"""``dagfactory run``: render one config and run its DAG once on an embedded Airflow."""
+"""``dagfactory run``: render one config and run its DAG once on an embedded Airflow.
+
+What the run leaves is what a person looks for after it: the XComs (the trainers'
+metrics) whether it succeeded or not, and each task's log. The metadata database lives
+in a temporary Airflow home unless ``--home`` names one to keep; the task logs are kept
+either way, in that home's ``logs/`` or else in the project's ``.dagfactory/runs/``, in
+Airflow's layout (``dag_id=.../run_id=.../task_id=.../attempt=N.log``).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +55,16 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "--home",
         type=Path,
         metavar="DIR",
-        help="Airflow home to keep the metadata DB and logs in (default: a temporary one)",
+        help="Airflow home to run in and keep: its metadata DB, and the task logs in its "
+        "logs/ (default: a temporary home, whose task logs are kept in the project's "
+        ".dagfactory/runs/)",
+    )
+    parser.add_argument(
+        "--logs",
+        action="store_true",
+        help="also print every task's log (what it printed and what Airflow logged for "
+        "it), grouped by task, in the order they ran; a failed task's log end is "
+        "printed either way",
     )
     add_templates(parser)
 
@@ -60,6 +76,7 @@ def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
         args.out,
         home=args.home,
         templates=args.templates,
+        show_logs=args.logs,
         say=reporter.say,
     )
 
@@ -72,8 +89,10 @@ def run(
     say: Say,
     home: Path | None = None,
     templates: Path | None = None,
+    show_logs: bool = False,
 ) -> Outcome:
-    """Render one config (by file or DAG id), run its DAG on an embedded Airflow, show its XComs.
+    """Render one config (by file or DAG id), run its DAG on an embedded Airflow, show its
+    XComs, and with ``show_logs`` every task's log.
 
     The run takes a while: what was written and that it starts are told at once,
     through ``say`` (the reporter's), not in the outcome.
@@ -111,33 +130,70 @@ def run(
     if home is not None:
         result = run_dag(pipeline.dag.dag_id, out_dir, home)
     else:
+        runs = working_project().root / ".dagfactory" / "runs"
         with tempfile.TemporaryDirectory(prefix="dagfactory-airflow-") as temporary:
-            result = run_dag(pipeline.dag.dag_id, out_dir, Path(temporary))
-    return _run_outcome(pipeline, result)
+            result = run_dag(pipeline.dag.dag_id, out_dir, Path(temporary), runs)
+    return _run_outcome(pipeline, result, show_logs)
 
 
-def _run_outcome(pipeline: Pipeline, result: RunResult) -> Outcome:
-    from dagfactory.report import xcom_table
+def _run_outcome(pipeline: Pipeline, result: RunResult, show_logs: bool) -> Outcome:
+    """The XComs whether the run succeeded or not (a failed run's trainers that did
+    finish pushed their metrics), the winner or what failed, and where the logs are."""
+    from dagfactory.report import task_log_sections, xcom_table
 
-    if not result.succeeded:
-        message = f"DAG run of {pipeline.dag.dag_id} ended in state {result.state}"
-        # What failed and why first; the log's end after it, for what came before.
-        failed = [failure.text for failure in result.failures]
-        detail = "\n".join([*failed, "", "end of Airflow's log:", result.log_tail()])
-        # ...and again last, where a person reading a terminal looks first.
-        return Outcome(
-            EXIT_PROBLEMS,
-            [Problem.general(message, detail=detail.lstrip())],
-            notes=[line.split("\n")[0] for line in failed],
-        )
-    chooser = pipeline.chooser
-    winner = result.pushed(chooser.task_id, chooser.push_key)
     outcome = Outcome()
-    outcome.say(f"DAG run {result.run_id}: {result.state}\n")
-    for line in xcom_table(result.xcoms):
-        outcome.say(line)
-    outcome.say(f"\nwinner ({chooser.mode} {chooser.xcom_key}): {json.dumps(winner)}")
+    if result.run_id is not None:
+        if show_logs:
+            for line in task_log_sections(result.task_logs):
+                outcome.say(line)
+        outcome.say(f"DAG run {result.run_id}: {result.state}\n")
+        for line in xcom_table(result.xcoms):
+            outcome.say(line)
+    if result.succeeded:
+        chooser = pipeline.chooser
+        winner = result.pushed(chooser.task_id, chooser.push_key)
+        outcome.say(
+            f"\nwinner ({chooser.mode} {chooser.xcom_key}): {json.dumps(winner)}"
+        )
+    if result.logs_folder is not None:
+        outcome.say(f"task logs: {_shown(result.logs_folder)}")
+    if result.succeeded:
+        return outcome
+    message = f"DAG run of {pipeline.dag.dag_id} ended in state {result.state}"
+    # What failed and why first; each failed task's log end after it, for what came
+    # before (Airflow's whole log's end where a task left none).
+    failed = [failure.text for failure in result.failures]
+    detail = "\n".join([*failed, *_failed_logs(result)])
+    outcome.exit_code = EXIT_PROBLEMS
+    outcome.problems.append(Problem.general(message, detail=detail.lstrip()))
+    # ...and again last, where a person reading a terminal looks first.
+    outcome.notes += [line.split("\n")[0] for line in failed]
     return outcome
+
+
+def _failed_logs(result: RunResult) -> list[str]:
+    """Each failed task's log end, headed; Airflow's log end if a failure has none."""
+    from dagfactory.tools.run import tail
+
+    lines = []
+    without_log = not result.failures
+    for failure in result.failures:
+        logs = result.logs_of(failure)
+        without_log |= not logs
+        for log in logs:
+            lines += ["", f"end of the log of {failure.label} ({_shown(log.path)}):"]
+            lines.append(tail(log.read()).rstrip("\n"))
+    if without_log:
+        lines += ["", "end of Airflow's log:", result.log_tail()]
+    return lines
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it, as typed."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 COMMAND = Command(
@@ -146,7 +202,8 @@ COMMAND = Command(
     "Render the config (if needed), run its DAG once end to end with Airflow's "
     "dag.test() on a SQLite metadata database in a temporary Airflow home (retries off: "
     "each task is tried once), then print what went through XCom and the winner, or "
-    "each failed task and its exception. Needs Airflow: pip install 'dagfactory[airflow]'.",
+    "what went through XCom, each failed task, its exception and the end of its log; "
+    "last, where the task logs are kept. Needs Airflow: pip install 'dagfactory[airflow]'.",
     arguments,
     main,
 )

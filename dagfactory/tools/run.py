@@ -7,6 +7,9 @@ imports Airflow. ``airflow db migrate`` sets the database up; a second child
 the run back through Airflow's own models (its tables change between releases: XComs left
 the ``xcom`` table in 3.4; where the models live on each version is :mod:`.airflow_api`'s
 business), writing what it found as JSON to a file, away from Airflow's logging on stdout.
+Each task's output goes to a log file of its own in Airflow's layout (:mod:`.task_logs`),
+under a folder the caller chooses: the run's home's ``logs/``, or one kept after a
+temporary home is gone.
 
 Retries are off for a local run: a failing task fails at once instead of waiting out its
 ``retry_delay`` (minutes, with nothing to show), and the deployment keeps the config's retries.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,11 @@ from dagfactory.tools.airflow import airflow_env, python_with_airflow
 
 # The child half: runs the DAG and reads the run back in a process with Airflow.
 CHILD = "dagfactory.tools.run_child"
+
+
+def task_label(task_id: str, map_index: int) -> str:
+    """A task instance as a person names it: its id, and its map index if it has one."""
+    return task_id if map_index < 0 else f"{task_id} (map index {map_index})"
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,14 @@ class TaskFailure:
     message: str | None  # None when Airflow passed on nothing: the log is all there is
 
     @property
+    def label(self) -> str:
+        """``fetch``, or ``seeds.train_seed (map index 3)`` for a mapped task's instance."""
+        return task_label(self.task_id, self.map_index)
+
+    @property
     def text(self) -> str:
         """``fetch failed on try 1: AirflowException: Bash command failed...`` (one task, one line)."""
-        task = self.task_id
-        if self.map_index >= 0:
-            task += f" (map index {self.map_index})"
+        task = self.label
         if self.message is None:
             error = "no exception recorded (see the log)"
         elif self.exception is None:
@@ -68,6 +79,19 @@ class TaskFailure:
 
 
 @dataclass(frozen=True)
+class TaskLog:
+    """One task instance's captured output: what it printed and what Airflow logged for it."""
+
+    task_id: str
+    map_index: int
+    try_number: int
+    path: Path
+
+    def read(self) -> str:
+        return self.path.read_text("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
 class RunResult:
     dag_id: str
     run_id: str | None
@@ -75,6 +99,8 @@ class RunResult:
     xcoms: list[XComEntry]
     failures: list[TaskFailure]
     log: str
+    task_logs: list[TaskLog] = field(default_factory=list)  # in the order tasks ran
+    logs_folder: Path | None = None  # this run's task logs; None when it never ran
 
     @property
     def succeeded(self) -> bool:
@@ -88,16 +114,34 @@ class RunResult:
         )
 
     def log_tail(self, limit: int = 5000) -> str:
-        """The end of the log, at most ``limit`` characters, from the start of a line."""
-        if len(self.log) <= limit:
-            return self.log
-        tail = self.log[-limit:]
-        return tail[tail.find("\n") + 1 :]
+        """The end of Airflow's log, at most ``limit`` characters, from the start of a line."""
+        return tail(self.log, limit)
+
+    def logs_of(self, failure: TaskFailure) -> list[TaskLog]:
+        """The captured logs of a failed task instance (none if it failed before it ran)."""
+        return [
+            log
+            for log in self.task_logs
+            if (log.task_id, log.map_index) == (failure.task_id, failure.map_index)
+        ]
 
 
-def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
-    """Migrate the metadata DB under ``home``, run ``dag_id`` once (retries off), collect the XComs."""
+def tail(text: str, limit: int = 5000) -> str:
+    """The end of ``text``, at most ``limit`` characters, from the start of a line."""
+    if len(text) <= limit:
+        return text
+    end = text[-limit:]
+    return end[end.find("\n") + 1 :]
+
+
+def run_dag(
+    dag_id: str, dags_folder: Path, home: Path, logs_folder: Path | None = None
+) -> RunResult:
+    """Migrate the metadata DB under ``home``, run ``dag_id`` once (retries off), collect
+    the XComs, and keep each task's log under ``logs_folder`` (default: ``home/logs``,
+    where Airflow keeps them)."""
     home.mkdir(parents=True, exist_ok=True)
+    logs_folder = (logs_folder or home / "logs").absolute()
     env = airflow_env(home, dags_folder)
     migrate = python_with_airflow(["-m", "airflow", "db", "migrate"], env)
     if migrate.returncode != 0:
@@ -105,7 +149,15 @@ def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="dagfactory-run-") as scratch:
         result_file = Path(scratch, "run.json")
         child = python_with_airflow(
-            ["-m", CHILD, dag_id, str(dags_folder.resolve()), str(result_file)], env
+            [
+                "-m",
+                CHILD,
+                dag_id,
+                str(dags_folder.resolve()),
+                str(result_file),
+                str(logs_folder),
+            ],
+            env,
         )
         log = child.log
         if not result_file.exists():
@@ -116,6 +168,17 @@ def run_dag(dag_id: str, dags_folder: Path, home: Path) -> RunResult:
         for entry in document["xcoms"]
     ]
     failures = [TaskFailure(**failure) for failure in document["failures"]]
+    task_logs = [
+        TaskLog(**{**entry, "path": Path(entry["path"])})
+        for entry in document["task_logs"]
+    ]
     return RunResult(
-        dag_id, document["run_id"], document["state"], xcoms, failures, log
+        dag_id,
+        document["run_id"],
+        document["state"],
+        xcoms,
+        failures,
+        log,
+        task_logs,
+        Path(document["logs_folder"]),
     )

@@ -1,9 +1,10 @@
 """The child half of ``dagfactory run``: runs in a process that has Airflow, never in the CLI's.
 
-``python -m dagfactory.tools.run_child DAG_ID DAGS_FOLDER RESULT_FILE`` loads the DAG
-from a DagBag, runs it once with ``dag.test()`` (retries off) and reads the run back
-through Airflow's own models, writing what it found to RESULT_FILE as JSON, away from
-Airflow's logging on stdout. :mod:`.run` starts it and reads the file.
+``python -m dagfactory.tools.run_child DAG_ID DAGS_FOLDER RESULT_FILE LOGS_FOLDER``
+loads the DAG from a DagBag, runs it once with ``dag.test()`` (retries off), each task's
+output captured into its own file under LOGS_FOLDER (:mod:`.task_logs`), and reads the
+run back through Airflow's own models, writing what it found to RESULT_FILE as JSON,
+away from Airflow's logging on stdout. :mod:`.run` starts it and reads the file.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from dagfactory.tools.airflow_api import add_listener, fill_dagbag, stored_xcoms
+from dagfactory.tools.task_logs import TaskLogs, listener, run_log_folder
 
 
-def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
-    """Run ``dag_id`` once, retries off, and dump the run as JSON."""
+def run_and_record(
+    dag_id: str, folder: str, result_file: str, logs_folder: str
+) -> None:
+    """Run ``dag_id`` once, retries off, each task's output in its own log; dump the run as JSON."""
     from airflow.listeners import hookimpl
     from airflow.utils.session import create_session
 
@@ -39,7 +43,12 @@ def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
     for task in dag.tasks:
         task.retries = 0
     add_listener(FailureRecorder())
-    run = dag.test()  # a failed run is returned, not raised
+    logs = TaskLogs(Path(logs_folder))
+    add_listener(listener(logs))
+    try:
+        run = dag.test()  # a failed run is returned, not raised
+    finally:
+        logs.stop()  # a task that ended with no hook called (skipped, on Airflow 2)
     with create_session() as session:
         instances = run.get_task_instances(session=session)
         stored = stored_xcoms(session, run.run_id, dag_id)
@@ -75,6 +84,8 @@ def run_and_record(dag_id: str, folder: str, result_file: str) -> None:
         "logical_date": run.logical_date and run.logical_date.isoformat(),
         "xcoms": xcoms,
         "failures": failures,
+        "task_logs": logs.written,
+        "logs_folder": str(Path(logs_folder, run_log_folder(dag_id, run.run_id))),
     }
     Path(result_file).write_text(json.dumps(document), "utf-8")
 
@@ -87,9 +98,10 @@ def _error(error: BaseException | str | None) -> dict[str, str | None]:
 
 
 def main(argv: list[str]) -> None:
-    """``DAG_ID DAGS_FOLDER RESULT_FILE``: plain arguments, so no code is built from strings."""
-    dag_id, folder, result_file = argv
-    run_and_record(dag_id, folder, result_file)
+    """``DAG_ID DAGS_FOLDER RESULT_FILE LOGS_FOLDER``: plain arguments, so no code is
+    built from strings."""
+    dag_id, folder, result_file, logs_folder = argv
+    run_and_record(dag_id, folder, result_file, logs_folder)
 
 
 if __name__ == "__main__":
