@@ -25,6 +25,7 @@ from dagfactory.commands.batch import (
     write,
     writing_to,
 )
+from dagfactory.commands.watch import Watched, add_watch, watch
 from dagfactory.compile.render import TemplateCache
 from dagfactory.output.cache import RenderCache
 from dagfactory.output.guard import Leftovers
@@ -71,6 +72,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "code is 1",
     )
     add_templates(parser)
+    add_watch(parser, "render")
     parser.add_argument(
         "--force",
         action="append",
@@ -91,7 +93,8 @@ class Mode(enum.Enum):
 
 
 def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
-    return render(
+    once = functools.partial(
+        render,
         args.paths,
         args.out,
         mode=args.mode,
@@ -101,6 +104,12 @@ def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
         jobs=args.jobs,
         config_errors=args.config_errors,
     )
+    if not args.watch:
+        return once()
+    # What a render writes is never watched: it would start the next render.
+    written = [args.out, working_project().root / ".dagfactory"]
+    watched = Watched.of(args.paths, templates=args.templates, ignored=written)
+    return watch(once, reporter, watched, doing="rendering")
 
 
 def render(

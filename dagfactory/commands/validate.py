@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from dagfactory.commands.arguments import Command, add_paths
 from dagfactory.commands.batch import compile_configs, failed
+from dagfactory.commands.watch import Watched, add_watch, watch
 from dagfactory.output.cache import RenderCache
 from dagfactory.project import working_project
 from dagfactory.report import Outcome, Reporter, plural
 
 
+def arguments(parser: argparse.ArgumentParser) -> None:
+    add_paths(parser)
+    add_watch(parser, "validate")
+
+
 def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
-    return validate(args.paths, jobs=args.jobs)
+    once = functools.partial(validate, args.paths, jobs=args.jobs)
+    if not args.watch:
+        return once()
+    return watch(once, reporter, Watched.of(args.paths), doing="validating")
 
 
 def validate(paths: list[Path], *, jobs: int | None = None) -> Outcome:
@@ -35,6 +45,6 @@ COMMAND = Command(
     "validate",
     "validate configs only",
     "Check every config against the schema and the semantic rules; write nothing.",
-    add_paths,
+    arguments,
     main,
 )
