@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagfactory.problems import UsageError
-from dagfactory.project import find_project
+from dagfactory.project import find_project, forget_projects
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 DEFAULTS_STEM = "defaults"
@@ -120,13 +120,25 @@ def _is_config_name(name: str) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _defaults_files(folder: str) -> tuple[Path, ...]:
     """Existing defaults files for a config in ``folder`` (absolute), looked up once
-    per folder; a config in no project has only its own folder's."""
-    absolute = Path(folder)
-    project = find_project(folder)
-    folders = [absolute] if project is None else project.defaults_folders(absolute)
-    return tuple(
+    per folder."""
+    return tuple(path for path in defaults_candidates(Path(folder)) if path.is_file())
+
+
+def defaults_candidates(folder: Path) -> list[Path]:
+    """The defaults files, existing or not, that would apply to a config in
+    ``folder`` (absolute), from the outermost folder in; a config in no project has
+    only its own folder's (``--watch`` watches for them to appear)."""
+    project = find_project(os.fspath(folder))
+    folders = [folder] if project is None else project.defaults_folders(folder)
+    return [
         folder / f"{DEFAULTS_STEM}{suffix}"
         for folder in folders
         for suffix in CONFIG_SUFFIXES
-        if (folder / f"{DEFAULTS_STEM}{suffix}").is_file()
-    )
+    ]
+
+
+def forget_lookups() -> None:
+    """Forget which defaults files and projects exist: a long-lived process
+    (``--watch``) sees them come and go, where a command run once looks each up once."""
+    _defaults_files.cache_clear()
+    forget_projects()

@@ -153,6 +153,12 @@ def add_table(folder: Path, settings: dict[str, str]) -> Path | None:
     separator = "" if not text else "\n" if text.endswith("\n") else "\n\n"
     with pyproject.open("a", encoding="utf-8") as stream:
         stream.write(separator + table)
+    forget_projects()
+    return pyproject
+
+
+def forget_projects() -> None:
+    """Forget the projects and tables looked up so far (a table was just written, or
+    a long-lived process must see files come and go)."""
     _table.cache_clear()
     find_project.cache_clear()
-    return pyproject

@@ -29,7 +29,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagfactory.configs import CONFIG_SUFFIXES, DEFAULTS_STEM, display_name
+from dagfactory.configs import (
+    CONFIG_SUFFIXES,
+    defaults_candidates,
+    display_name,
+    forget_lookups,
+)
 from dagfactory.problems import (
     EXIT_OK,
     EXIT_USAGE,
@@ -37,7 +42,6 @@ from dagfactory.problems import (
     Problem,
     UsageError,
 )
-from dagfactory.project import find_project
 from dagfactory.report import Outcome, Reporter
 
 INSTALL_HINT = "--watch needs watchfiles: pip install 'dagfactory[watch]'"
@@ -86,7 +90,7 @@ class Watched:
             absolute = path.resolve()
             (folders if absolute.is_dir() else files).add(absolute)
             config_folder = absolute if absolute.is_dir() else absolute.parent
-            files.update(_defaults_files(config_folder))
+            files.update(defaults_candidates(config_folder))
         return cls(
             frozenset(folders),
             frozenset(files),
@@ -112,17 +116,6 @@ class Watched:
         return path in self.files or any(
             path.is_relative_to(folder) for folder in self.folders
         )
-
-
-def _defaults_files(folder: Path) -> list[Path]:
-    """The defaults files, existing or not, that apply to a config in ``folder``."""
-    project = find_project(str(folder))
-    folders = [folder] if project is None else project.defaults_folders(folder)
-    return [
-        defaults / f"{DEFAULTS_STEM}{suffix}"
-        for defaults in folders
-        for suffix in CONFIG_SUFFIXES
-    ]
 
 
 def watch(
@@ -166,7 +159,7 @@ def watch(
 def _run_once(run: Callable[[], Outcome], reporter: Reporter, header: str) -> None:
     """One run, its outcome printed (an error that ends the command included)."""
     reporter.say(f"[{time.strftime('%H:%M:%S')}] {header}")
-    _forget_files()
+    forget_lookups()
     try:
         outcome = run()
     except DagfactoryError as exc:
@@ -187,16 +180,6 @@ def _changed(paths: set[Path]) -> str:
     if len(names) > _NAMED_CHANGES:
         shown += f" and {len(names) - _NAMED_CHANGES} more"
     return f"{shown} changed"
-
-
-def _forget_files() -> None:
-    """Forget which defaults files and projects exist: a long-lived process sees
-    them come and go (a command run once looks each up once)."""
-    from dagfactory import configs, project
-
-    configs._defaults_files.cache_clear()
-    project.find_project.cache_clear()
-    project._table.cache_clear()
 
 
 @contextlib.contextmanager
