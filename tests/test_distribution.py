@@ -126,7 +126,11 @@ def test_a_new_user_goes_from_an_empty_folder_to_a_dag_run(dist, tmp_path):
     assert "my_pipeline_tasks" not in checked.stdout  # ignored: not a DAG file
     run = step("run", "my_pipeline")
     assert "model_accuracy  0.84  " in run.stdout
-    assert run.stdout.splitlines()[-1] == (
-        'winner (max model_accuracy): {"task_id": "training.train_large", "value": 0.84}'
+    *_, winner, logs = run.stdout.splitlines()
+    assert winner == (
+        'winner (max model_accuracy): {"task_id": "training.train_large", '
+        '"value": 0.84, "metrics": {"model_accuracy": 0.84}, '
+        '"params": {"size": "large"}}'
     )
+    assert logs.startswith("task logs: .dagfactory/runs/dag_id=my_pipeline/run_id=")
     assert step("render", "--check").stdout == "1 DAG file up to date\n"
