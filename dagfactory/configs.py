@@ -120,11 +120,18 @@ def _is_config_name(name: str) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _defaults_files(folder: str) -> tuple[Path, ...]:
     """Existing defaults files for a config in ``folder`` (absolute), looked up once
-    per folder; a config in no project has only its own folder's."""
+    per folder, outermost first: the project's pyproject.toml when its table sets a
+    default of every config, then its folders'; a config in no project has only its
+    own folder's."""
     absolute = Path(folder)
     project = find_project(folder)
     folders = [absolute] if project is None else project.defaults_folders(absolute)
-    return tuple(
+    outermost = (
+        ()
+        if project is None or project.defaults_file is None
+        else (project.defaults_file,)
+    )
+    return outermost + tuple(
         folder / f"{DEFAULTS_STEM}{suffix}"
         for folder in folders
         for suffix in CONFIG_SUFFIXES
