@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagfactory.compile import Compilation, DefaultsDocuments, compile_config
+from dagfactory.compile.environment import redact
 from dagfactory.configs import ConfigSource, display_name
 from dagfactory.files import digest, read_bounded
 from dagfactory.limits import MAX_CONFIG_BYTES
@@ -39,6 +40,8 @@ class Rendered:
     ``content`` and ``pipeline`` are None when the render cache vouched for the config
     and nothing needs them; then ``digest`` (the SHA-256 of its file) is all that is known.
     A config compiled without rendering has no ``content`` and no ``digest``.
+    ``env`` is what the ``!env`` variables it read hold, for :func:`redact`: a message
+    about the config (its DAG id may be read from one) names them, never shows them.
     """
 
     config: ConfigSource
@@ -51,6 +54,7 @@ class Rendered:
     warnings: tuple[Problem, ...] = ()
     content: str | None = None
     pipeline: Pipeline | None = None
+    env: Mapping[str, str | None] = field(default_factory=dict, repr=False)
 
     @property
     def source(self) -> str:
@@ -73,6 +77,7 @@ class Rendered:
             warnings=compilation.problems,
             content=content,
             pipeline=compiled.pipeline,
+            env=compiled.inputs.env,
         )
 
     @classmethod
@@ -89,6 +94,8 @@ class Rendered:
             digest=entry.digest,
             code_modules=entry.code_modules,
             warnings=entry.warnings,
+            # unchanged since the entry was recorded (the cache checks), so read now
+            env={name: os.environ.get(name) for name in entry.inputs.get("env", {})},
         )
 
 
@@ -196,7 +203,11 @@ def _gather(results: list[Rendered | list[Problem]]) -> Batch:
         claim = result.dag_id.casefold()
         if claim in owners:
             other = owners[claim]
-            message = f"the DAG id {result.dag_id!r} is already used by {other.source} (line {other.dag_id_line}); DAG ids must be unique"
+            message = redact(
+                f"the DAG id {result.dag_id!r} is already used by {other.source}"
+                f" (line {other.dag_id_line}); DAG ids must be unique",
+                {**other.env, **result.env},
+            )
             batch.problems.append(
                 Problem(
                     result.source,

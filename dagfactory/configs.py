@@ -120,8 +120,17 @@ def _is_config_name(name: str) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _defaults_files(folder: str) -> tuple[Path, ...]:
     """Existing defaults files for a config in ``folder`` (absolute), looked up once
-    per folder."""
-    return tuple(path for path in defaults_candidates(Path(folder)) if path.is_file())
+    per folder, outermost first: the project's pyproject.toml when its table sets a
+    default of every config, then its folders'; a config in no project has only its
+    own folder's."""
+    project = find_project(folder)
+    outermost = (
+        ()
+        if project is None or project.defaults_file is None
+        else (project.defaults_file,)
+    )
+    existing = [path for path in defaults_candidates(Path(folder)) if path.is_file()]
+    return outermost + tuple(existing)
 
 
 def defaults_candidates(folder: Path) -> list[Path]:

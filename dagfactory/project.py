@@ -30,20 +30,28 @@ from dagfactory.problems import UsageError
 PYPROJECT = "pyproject.toml"
 CONFIGS = "configs"
 OUT = "generated_dags"
-# The settings [tool.dagfactory] may hold: folders (relative to the root) and jobs.
+# The settings [tool.dagfactory] may hold: folders (relative to the root) and jobs;
+# target_airflow is a default of every config, judged as a config's value is
+# (dagfactory.compile.project_defaults).
 FOLDER_SETTINGS = ("configs", "out", "templates")
-SETTINGS = (*FOLDER_SETTINGS, "jobs")
+CONFIG_DEFAULTS = ("target_airflow",)
+SETTINGS = (*FOLDER_SETTINGS, "jobs", *CONFIG_DEFAULTS)
 
 
 @dataclass(frozen=True)
 class Project:
-    """A project's root (absolute) and its settings, folders as absolute paths."""
+    """A project's root (absolute) and its settings, folders as absolute paths.
+
+    ``defaults_file`` is its pyproject.toml when the table sets a default of every
+    config: the outermost file of each config's defaults chain.
+    """
 
     root: Path
     configs: Path
     out: Path
     templates: Path | None = None
     jobs: int | None = None
+    defaults_file: Path | None = None
 
     @classmethod
     def at(cls, root: Path, table: dict | None = None) -> Project:
@@ -76,6 +84,7 @@ class Project:
             root / table.get("out", OUT),
             None if templates is None else root / templates,
             jobs,
+            root / PYPROJECT if set(CONFIG_DEFAULTS) & set(table) else None,
         )
 
     def defaults_folders(self, folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ command that compiles and every report format, as the real command runs.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,51 @@ def test_an_allowed_value_is_named_by_its_variable(monkeypatch):
         f"c.yaml:22:9: error: chooser.mode: expected one of 'max', 'min',"
         f" got the value of ${VARIABLE}"
     ]
+
+
+# A DAG id and a callable that are valid, and as secret as any other value read so.
+SECRET_ID = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+SECRET_CALLABLE = "vault_4eC39HqLyjWD.models:train_Zdp7dc"
+
+
+def test_two_configs_sharing_a_dag_id_read_from_the_environment_do_not_show_it(
+    tmp_path,
+):
+    """The cross-config rule (unique DAG ids) names the value too: for a config just
+    compiled and for one the render cache answers (whose values are read again)."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    text = config_text({"dag_id": READ}, allowed=True)
+    (configs / "a.yaml").write_text(text)
+    environment = os.environ | {VARIABLE: SECRET_ID}
+    first = dagfactory("render", "configs/a.yaml", cwd=tmp_path, env=environment)
+    assert first.returncode == 0, first.stderr
+    (configs / "b.yaml").write_text(text)
+    for _ in ("a.yaml from the cache", "both compiled"):
+        result = dagfactory("render", "configs", cwd=tmp_path, env=environment)
+        output = result.stdout + result.stderr
+        assert result.returncode == 1, output
+        assert "is already used by configs/a.yaml" in output
+        assert SECRET_ID not in output and f"the value of ${VARIABLE}" in output
+        shutil.rmtree(tmp_path / ".dagfactory")
+
+
+def test_checks_problems_with_a_callable_do_not_show_a_value_read_from_the_environment(
+    monkeypatch,
+):
+    monkeypatch.setenv(VARIABLE, SECRET_CALLABLE)
+    compiled = compile_yaml(
+        config_text({"python_callable": READ}, allowed=True).replace(
+            "  models:\n", f"  op_kwargs: {{path: {READ}}}\n  models:\n"
+        )
+    )
+    (reference,) = compiled.references
+    assert reference.target == SECRET_CALLABLE
+    said = f"cannot import {SECRET_CALLABLE!r}: no module {SECRET_CALLABLE}"
+    problems = [
+        reference.problem(said, detail=said),
+        *reference.keyword_problems("path", said, detail=said),
+    ]
+    for problem in problems:
+        shown = f"{problem} {problem.detail}"
+        assert SECRET_CALLABLE not in shown and f"the value of ${VARIABLE}" in shown

@@ -331,7 +331,7 @@ def test_an_output_folder_that_is_a_file_is_reported(tmp_path):
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("keep me\n")
     result = bounded("render", str(configs), "--out", str(not_a_folder))
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, said before anything is compiled
     assert "Traceback" not in result.stderr
-    assert f"{not_a_folder / 'a.py'}: error: cannot write it" in result.stderr
+    assert f"--out: {not_a_folder} is a file, not a folder" in result.stderr
     assert not_a_folder.read_text() == "keep me\n"

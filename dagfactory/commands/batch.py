@@ -116,8 +116,11 @@ def writing_to(
     SIGTERM (``docker stop``, Kubernetes) interrupts it as Ctrl-C does, so that every
     temporary file is removed on the way out (the exit status is 130 for both), and
     the folder's lock is held (:mod:`dagfactory.output.guard`), told on stderr when
-    another render holds it.
+    another render holds it. An ``out_dir`` that is a file is a usage error, said so
+    before anything is compiled (not as each write's "File exists").
     """
+    if out_dir.is_file():
+        raise UsageError(f"--out: {out_dir} is a file, not a folder")
     guard = OutputGuard(project_root, out_dir)
     with _sigterm_interrupts(), guard.hold(_tell_waiting, create=create):
         yield guard

@@ -35,11 +35,14 @@ def is_generated(content: bytes) -> bool:
 
 
 def recorded_source(path: Path) -> str | None:
-    """The config named in the header of a file dagfactory generated; None for any other file."""
+    """The config named in the header of a file dagfactory generated; None for any
+    other file, and for a folder. Raises :class:`OSError` when the file cannot be
+    read: whether dagfactory generated it is then unknown, which callers must not
+    take for "it did not"."""
     try:
         with path.open("rb") as stream:
             head = stream.readline(4096)
-    except OSError:
+    except IsADirectoryError:
         return None
     match = _SOURCE.match(head.decode("utf-8", "replace"))
     return _unquote(match.group(1)) if match else None

@@ -26,10 +26,12 @@ from yaml.resolver import Resolver
 from dagfactory.compile.document import Document, Inputs, merge_defaults
 from dagfactory.compile.environment import withhold_refused
 from dagfactory.compile.nodes import MAX_DEPTH, NodeBuilder
+from dagfactory.compile.project_defaults import load_project_defaults
 from dagfactory.compile.yaml_hints import syntax_hint
 from dagfactory.files import TooLarge, read_bounded
 from dagfactory.limits import MAX_CONFIG_BYTES as MAX_BYTES
 from dagfactory.problems import Problem
+from dagfactory.project import PYPROJECT
 
 MAX_DOC_MD_BYTES = 100_000  # the schema's description of doc_md_file says so
 # libyaml's composer recurses in C, about 350 bytes of stack a level (20,000 to 25,000
@@ -104,7 +106,9 @@ def load_config(
     """Load the config at ``path`` merged over its ``defaults`` files, and what it reads.
 
     ``defaults`` are ``(path, name)`` pairs from the outermost folder in: the nearer a
-    defaults file, the more it wins; the config's own values win over all. The first
+    defaults file, the more it wins; the config's own values win over all. A
+    ``pyproject.toml`` among them gives its ``[tool.dagfactory]`` config settings
+    (:mod:`.project_defaults`). The first
     file that cannot be loaded (the config, then its defaults from the nearest out)
     gives the problems.
 
@@ -119,14 +123,20 @@ def load_config(
         raw = sources.get(path)
         return load_file(path, name) if raw is None else load_bytes(raw, name)
 
+    def load_under(path: Path, name: str) -> Loaded:
+        if path.name != PYPROJECT:
+            return load(path, name)
+        document, problems = load_project_defaults(path, name, sources.get(path))
+        return Loaded(document) if document is not None else Loaded.rejected(*problems)
+
     loaded = load(path, name)
     for defaults_path, defaults_name in reversed(defaults):
         if loaded.document is None:
             return loaded
         if load_defaults is None:
-            under = load(defaults_path, defaults_name)
+            under = load_under(defaults_path, defaults_name)
         else:
-            under = load_defaults(defaults_path, defaults_name, load)
+            under = load_defaults(defaults_path, defaults_name, load_under)
         if under.document is None:
             return under
         loaded = Loaded(merge_defaults(under.document, loaded.document))

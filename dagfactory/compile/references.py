@@ -18,10 +18,11 @@ argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from dagfactory.compile.environment import redact
 from dagfactory.compile.vocabulary import CALLBACK_KEYS, WINNER_FIELDS
 from dagfactory.problems import Problem, SpecPath
 
@@ -59,6 +60,9 @@ class Reference:
     where the reference is written, which is in a defaults file when it came from one.
     ``keyword_places`` pairs each keyword the config writes with every place its key
     is written (a keyword a helper adds, such as publish's ``value``, has none).
+    ``env`` is what the config's ``!env`` variables hold: a problem names them, as
+    :meth:`.Document.error` does, and never shows them (a ``python_callable`` or an
+    ``op_kwargs`` value may be read from one).
     """
 
     target: str
@@ -72,6 +76,9 @@ class Reference:
     note: str = ""
     optional: tuple[str, ...] = ()  # passed only when the function accepts them
     keyword_places: tuple[tuple[str, tuple[Place, ...]], ...] = ()
+    env: Mapping[str, str | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def passes(self) -> str:
@@ -95,8 +102,8 @@ class Reference:
 
     def problem(self, message: str, detail: str = "") -> Problem:
         """A problem with this reference, at the place it is written."""
-        return Problem(
-            self.file, self.line, self.column, self.spec_path, message, detail=detail
+        return self._problem(
+            Place(self.spec_path, self.file, self.line, self.column), message, detail
         )
 
     def keyword_problems(
@@ -106,17 +113,18 @@ class Reference:
         places = dict(self.keyword_places).get(keyword, ())
         if not places:
             return [self.problem(message, detail)]
-        return [
-            Problem(
-                place.file,
-                place.line,
-                place.column,
-                place.spec_path,
-                message,
-                detail=detail,
-            )
-            for place in places
-        ]
+        return [self._problem(place, message, detail) for place in places]
+
+    def _problem(self, place: Place, message: str, detail: str) -> Problem:
+        """A problem at ``place``, with every value read from the environment named."""
+        return Problem(
+            place.file,
+            place.line,
+            place.column,
+            place.spec_path,
+            redact(message, self.env),
+            detail=redact(detail, self.env),
+        )
 
 
 def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, ...]:
@@ -153,6 +161,7 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                     (keyword, tuple(written))
                     for keyword, written in places[call].items()
                 ),
+                env=doc.inputs.env,
             )
         )
     return tuple(references)

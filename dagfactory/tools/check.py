@@ -76,21 +76,33 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
     """The callables named by the configs of the generated files in ``folder``.
 
     Each file's config is the one its header names, compiled as ``render`` compiles it
-    (its defaults files from the project down), once however many files
-    name it. A file whose config is gone is stale: a warning, and nothing to check. A
-    config that no longer compiles gives its problems.
+    (its defaults files from the project down), once however many files name it. A
+    file whose config is gone is stale, and one it cannot read unknown: a warning
+    each, and nothing to check. A config that no longer compiles gives its problems.
     """
     references: list[Reference] = []
     problems: list[Problem] = []
     sources: dict[str, list[Path]] = {}
     for path in sorted(folder.glob("*.py")):
-        source = recorded_source(path)
+        try:
+            source = recorded_source(path)
+        except OSError as exc:
+            message = (
+                f"cannot read it: {exc.strerror}; whether dagfactory generated it is"
+                " unknown, so its config's callables are not checked"
+            )
+            problems.append(_unchecked(path, message))
+            continue
         if source is not None:
             sources.setdefault(source, []).append(path)
     for source, paths in sources.items():
         config = recorded_config(source, folder)
         if not config.is_file():
-            problems += [_stale(path, display_name(config)) for path in paths]
+            stale = (
+                f"stale: generated from {display_name(config)}, which is not there;"
+                " its callables are not checked (`dagfactory render --prune` removes it)"
+            )
+            problems += [_unchecked(path, stale) for path in paths]
             continue
         compilation = _compile(config)
         if compilation.compiled is None:
@@ -108,13 +120,9 @@ def _compile(config: Path) -> Compilation:
     return compile_config(config, name, defaults)
 
 
-def _stale(path: Path, source: str) -> Problem:
-    return Problem.in_file(
-        display_name(path),
-        f"stale: generated from {source}, which is not there; its callables are not "
-        "checked (`dagfactory render --prune` removes it)",
-        severity="warning",
-    )
+def _unchecked(path: Path, message: str) -> Problem:
+    """A warning at a file of the folder whose config's callables are not checked."""
+    return Problem.in_file(display_name(path), message, severity="warning")
 
 
 def check_folder(
