@@ -12,6 +12,8 @@ is named):
 - ``dagfactory render`` there, one ``airflow db migrate`` and :mod:`probe` (the DagBag
   fill without deprecation warnings, then every DAG run end to end and checked, the
   scikit-learn example's published model among them);
+- ``airflow dags test`` of two examples, as a user runs it, its run then checked by
+  :mod:`probe`;
 - ``dagfactory check`` and ``dagfactory run xcom_dag``, as a user runs them.
 
 It prints a table of every check for every version, the details of each failure, and
@@ -40,6 +42,9 @@ ROOT = COMPAT.parent
 CACHE = ROOT / ".venv-compat"
 UV = find_uv_bin()
 TAIL = 3000  # characters of a failed command's output shown under the table
+# Also run by Airflow's own `airflow dags test`: the classic example, a min chooser.
+DAGS_TESTED = ("xcom_dag", "min_loss_dag")
+LOGICAL_DATE = "2024-01-02"
 
 
 @dataclass
@@ -226,6 +231,14 @@ def prove(version: Version, wheel: Path, scratch: Path, progress: bool) -> Outco
             flush=True,
         )
 
+    for dag_id in DAGS_TESTED:
+        started = time.monotonic()
+        step(
+            f"airflow dags test {dag_id}",
+            *dags_test(python, dag_id, env, work),
+            started,
+        )
+
     for name, args in (
         ("dagfactory check", ["check"]),
         ("dagfactory run xcom_dag", ["run", "xcom_dag"]),
@@ -236,6 +249,32 @@ def prove(version: Version, wheel: Path, scratch: Path, progress: bool) -> Outco
         )
         step(name, ok, output, started)
     return outcome
+
+
+def dags_test(
+    python: Path, dag_id: str, env: dict[str, str], work: Path
+) -> tuple[bool, str]:
+    """``airflow dags test`` of ``dag_id`` as a user types it, then its run read back.
+
+    Run from ``work``, not the DAGs folder, so that nothing but the generated file puts
+    that folder on ``sys.path``; the probe then checks the run it left in the database
+    as it checks its own (the trainers' XComs, the winner).
+    """
+    ok, output = command(
+        [str(python), "-m", "airflow", "dags", "test", dag_id, LOGICAL_DATE],
+        env=env,
+        cwd=work,
+    )
+    if not ok:
+        return False, output
+    result = work / f"dags-test-{dag_id}.json"
+    dags = env["AIRFLOW__CORE__DAGS_FOLDER"]
+    args = [str(COMPAT / "probe.py"), dags, str(result), "--last-run", dag_id]
+    ok, probed = command([str(python), *args], env=env, cwd=work)
+    if not ok or not result.exists():
+        return False, f"{output}\n{probed}"
+    verified, problems = json.loads(result.read_text("utf-8"))[dag_id]
+    return verified, problems or f"exit 0, {dag_id}'s XComs and winner checked"
 
 
 def table(outcomes: list[Outcome]) -> str:

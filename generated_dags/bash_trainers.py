@@ -44,6 +44,14 @@ def _metrics(task_id, pulled, xcom_key):
     return metrics, _score(*metrics.values())
 
 
+def _print_candidates(task_ids, pulled, xcom_key):
+    """What each trainer pushed, one aligned line each, for the chooser's log."""
+    width = max(len(task_id) for task_id in [*task_ids, "candidate"])
+    print(f"{'candidate':<{width}}  {xcom_key}")
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        print(f"{task_id:<{width}}  {value!r}")
+
+
 def _pull(task_ids, key, ti):
     """What each trainer pushed under ``key``, None for those that pushed nothing."""
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
@@ -62,17 +70,18 @@ def _choose(task_ids, xcom_key, mode, push_key, params, ti):
     ranked, problems = {}, {}
     for task_id, value in zip(task_ids, pulled, strict=True):
         metrics, score = _metrics(task_id, value, xcom_key)
-        print(f"candidate {task_id}: {value!r}")
         if score is not None:
             ranked[task_id] = score
         else:
             problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
+    _print_candidates(task_ids, pulled, xcom_key)
     if problems:
         detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite number under the XCom key {xcom_key!r}: {detail}"
         )
     best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    print(f"winner: {best} ({mode} {xcom_key} = {ranked[best]!r})")
     index = task_ids.index(best)
     metrics, _ = _metrics(best, pulled[index], xcom_key)
     winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
@@ -153,6 +162,7 @@ with DAG(
                 },
             ],
         },
+        doc_md="Keeps the trainer with the highest `return_value`, under `best_model`.",
     )
 
     check_inputs >> trainers >> pick_depth

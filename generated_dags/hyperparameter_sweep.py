@@ -4,6 +4,8 @@ import importlib
 import inspect
 import math
 import numbers
+import os
+import sys
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -27,27 +29,41 @@ except ImportError:  # Airflow 2 to 3.1
     from airflow.exceptions import AirflowFailException
 
 
-def _load(ref):
-    """Import ``module:function`` only when a task runs, so parsing stays cheap."""
-    module_name, _, function_name = ref.partition(":")
+def _load(function):
+    """Import ``module:function`` only when a task runs, so parsing stays cheap.
+
+    The user's code sits beside this file, whose folder is put on ``sys.path`` first
+    if it is not (``airflow dags test`` leaves it out on Airflow 3.0).
+    """
+    folder = os.path.dirname(os.path.abspath(__file__))
+    if folder not in sys.path:
+        sys.path.append(folder)
+    module_name, _, function_name = function.partition(":")
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _call(ref, kwargs):
-    return _load(ref)(**kwargs)
+def _call(function, arguments):
+    return _load(function)(**arguments)
 
 
-def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push what it returns under ``xcom_key``.
+def _train(function, arguments, metric_key, ti):
+    """Run one trainer, push what it returns under ``metric_key`` and log the call.
 
-    Its numbers are pushed as plain JSON numbers (``_json_number``).
+    Its numbers are pushed as plain JSON numbers (``_json_number``). That value is
+    also returned, for Airflow's "Returned value was" (the task does not push it).
     """
-    result = _load(ref)(**kwargs)
+    shown = [f"{name}={value!r}" for name, value in arguments.items()]
+    call = f"{function}({', '.join(shown)})"
+    result = _load(function)(**arguments)
     if result is None:  # Airflow 3.0 refuses to push None: the chooser names it
-        return
+        print(f"{call} -> None: nothing pushed under {metric_key}")
+        return None
     if isinstance(result, dict):
         result = {name: _json_number(value) for name, value in result.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(result))
+    result = _json_number(result)
+    ti.xcom_push(key=metric_key, value=result)
+    print(f"{call} -> {metric_key} = {result!r}")
+    return result
 
 
 def _json_number(value):
@@ -85,6 +101,14 @@ def _metrics(task_id, pulled, xcom_key, metric):
     return metrics, _score(metrics.get(metric))
 
 
+def _print_candidates(task_ids, pulled, xcom_key):
+    """What each trainer pushed, one aligned line each, for the chooser's log."""
+    width = max(len(task_id) for task_id in [*task_ids, "candidate"])
+    print(f"{'candidate':<{width}}  {xcom_key}")
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        print(f"{task_id:<{width}}  {value!r}")
+
+
 def _pull(task_ids, key, ti):
     """What each trainer pushed under ``key``, None for those that pushed nothing."""
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
@@ -103,17 +127,18 @@ def _choose(task_ids, xcom_key, metric, mode, push_key, params, ti):
     ranked, problems = {}, {}
     for task_id, value in zip(task_ids, pulled, strict=True):
         metrics, score = _metrics(task_id, value, xcom_key, metric)
-        print(f"candidate {task_id}: {value!r}")
         if score is not None:
             ranked[task_id] = score
         else:
             problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
+    _print_candidates(task_ids, pulled, xcom_key)
     if problems:
         detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite {metric!r} under the XCom key {xcom_key!r}: {detail}"
         )
     best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    print(f"winner: {best} ({mode} {metric} = {ranked[best]!r})")
     index = task_ids.index(best)
     metrics, _ = _metrics(best, pulled[index], xcom_key, metric)
     winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
@@ -131,24 +156,24 @@ def _branch(chooser_task_id, push_key, mode, threshold, on_pass, on_fail, ti):
     return on_pass if passed else on_fail
 
 
-def _call_with_winner(ref, kwargs, chooser_task_id, push_key, ti):
+def _call_with_winner(function, arguments, chooser_task_id, push_key, ti):
     """Call a publish or on_pass step with the winner's fields its signature accepts.
 
     Only those, as Airflow passes a callable only the context it declares: task_id,
     value, metrics, artifact (when the winner returned one) and params.
     """
     winner = ti.xcom_pull(task_ids=chooser_task_id, key=push_key)
-    function = _load(ref)
-    accepted = inspect.signature(function).parameters.values()
+    user_function = _load(function)
+    accepted = inspect.signature(user_function).parameters.values()
     if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in accepted):
         names = {parameter.name for parameter in accepted}
         winner = {name: value for name, value in winner.items() if name in names}
-    return function(**{**kwargs, **winner})
+    return user_function(**{**arguments, **winner})
 
 
-def _callback(ref, context):
+def _callback(function, context):
     """Import a DAG callback only when Airflow calls it."""
-    return _load(ref)(context)
+    return _load(function)(context)
 
 
 with DAG(
@@ -193,8 +218,8 @@ with DAG(
             task_id="fetch_features",
             python_callable=_call,
             op_kwargs={
-                "ref": "ml_demo.data:fetch",
-                "kwargs": {
+                "function": "ml_demo.data:fetch",
+                "arguments": {
                     "rows": 1000,
                 },
             },
@@ -204,8 +229,8 @@ with DAG(
             task_id="fetch_labels",
             python_callable=_call,
             op_kwargs={
-                "ref": "ml_demo.data:fetch_labels",
-                "kwargs": {
+                "function": "ml_demo.data:fetch_labels",
+                "arguments": {
                     "source": "s3://ml-data/labels/{{ dag_run.run_after | default(dag_run.logical_date) | ds }}.csv",
                 },
             },
@@ -217,14 +242,15 @@ with DAG(
             task_id="learning_rate_0.01_depth_4",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:evaluate",
-                "kwargs": {
+                "function": "ml_demo.models:evaluate",
+                "arguments": {
                     "learning_rate": 0.01,
                     "depth": 4,
                 },
-                "xcom_key": "metrics",
+                "metric_key": "metrics",
             },
             doc_md="Calls `ml_demo.models:evaluate`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -235,14 +261,15 @@ with DAG(
             task_id="learning_rate_0.01_depth_8",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:evaluate",
-                "kwargs": {
+                "function": "ml_demo.models:evaluate",
+                "arguments": {
                     "learning_rate": 0.01,
                     "depth": 8,
                 },
-                "xcom_key": "metrics",
+                "metric_key": "metrics",
             },
             doc_md="Calls `ml_demo.models:evaluate`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -253,14 +280,15 @@ with DAG(
             task_id="learning_rate_0.05_depth_4",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:evaluate",
-                "kwargs": {
+                "function": "ml_demo.models:evaluate",
+                "arguments": {
                     "learning_rate": 0.05,
                     "depth": 4,
                 },
-                "xcom_key": "metrics",
+                "metric_key": "metrics",
             },
             doc_md="Calls `ml_demo.models:evaluate`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -271,14 +299,15 @@ with DAG(
             task_id="learning_rate_0.05_depth_8",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:evaluate",
-                "kwargs": {
+                "function": "ml_demo.models:evaluate",
+                "arguments": {
                     "learning_rate": 0.05,
                     "depth": 8,
                 },
-                "xcom_key": "metrics",
+                "metric_key": "metrics",
             },
             doc_md="Calls `ml_demo.models:evaluate`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
             pool="default_pool",
             retries=1,
             retry_delay=timedelta(seconds=30),
@@ -318,6 +347,7 @@ with DAG(
                 },
             ],
         },
+        doc_md="Keeps the trainer with the highest `accuracy` of `metrics`, under `best_model`.",
     )
     accurate_enough = BranchPythonOperator(
         task_id="accurate_enough",
@@ -356,8 +386,8 @@ with DAG(
         task_id="announce",
         python_callable=_call_with_winner,
         op_kwargs={
-            "ref": "ml_demo.reports:publish",
-            "kwargs": {
+            "function": "ml_demo.reports:publish",
+            "arguments": {
                 "channel": "#ml-results",
             },
             "chooser_task_id": "pick_best",

@@ -3,6 +3,8 @@
 import importlib
 import math
 import numbers
+import os
+import sys
 from datetime import timedelta
 from decimal import Decimal
 
@@ -20,27 +22,41 @@ except ImportError:  # Airflow 2 to 3.1
     from airflow.exceptions import AirflowFailException
 
 
-def _load(ref):
-    """Import ``module:function`` only when a task runs, so parsing stays cheap."""
-    module_name, _, function_name = ref.partition(":")
+def _load(function):
+    """Import ``module:function`` only when a task runs, so parsing stays cheap.
+
+    The user's code sits beside this file, whose folder is put on ``sys.path`` first
+    if it is not (``airflow dags test`` leaves it out on Airflow 3.0).
+    """
+    folder = os.path.dirname(os.path.abspath(__file__))
+    if folder not in sys.path:
+        sys.path.append(folder)
+    module_name, _, function_name = function.partition(":")
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _call(ref, kwargs):
-    return _load(ref)(**kwargs)
+def _call(function, arguments):
+    return _load(function)(**arguments)
 
 
-def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push what it returns under ``xcom_key``.
+def _train(function, arguments, metric_key, ti):
+    """Run one trainer, push what it returns under ``metric_key`` and log the call.
 
-    Its numbers are pushed as plain JSON numbers (``_json_number``).
+    Its numbers are pushed as plain JSON numbers (``_json_number``). That value is
+    also returned, for Airflow's "Returned value was" (the task does not push it).
     """
-    result = _load(ref)(**kwargs)
+    shown = [f"{name}={value!r}" for name, value in arguments.items()]
+    call = f"{function}({', '.join(shown)})"
+    result = _load(function)(**arguments)
     if result is None:  # Airflow 3.0 refuses to push None: the chooser names it
-        return
+        print(f"{call} -> None: nothing pushed under {metric_key}")
+        return None
     if isinstance(result, dict):
         result = {name: _json_number(value) for name, value in result.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(result))
+    result = _json_number(result)
+    ti.xcom_push(key=metric_key, value=result)
+    print(f"{call} -> {metric_key} = {result!r}")
+    return result
 
 
 def _json_number(value):
@@ -83,6 +99,14 @@ def _metrics(task_id, pulled, xcom_key):
     return metrics, _score(*metrics.values())
 
 
+def _print_candidates(task_ids, pulled, xcom_key):
+    """What each trainer pushed, one aligned line each, for the chooser's log."""
+    width = max(len(task_id) for task_id in [*task_ids, "candidate"])
+    print(f"{'candidate':<{width}}  {xcom_key}")
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        print(f"{task_id:<{width}}  {value!r}")
+
+
 def _pull(task_ids, key, ti):
     """What each trainer pushed under ``key``, None for those that pushed nothing."""
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
@@ -101,17 +125,18 @@ def _choose(task_ids, xcom_key, mode, push_key, params, ti):
     ranked, problems = {}, {}
     for task_id, value in zip(task_ids, pulled, strict=True):
         metrics, score = _metrics(task_id, value, xcom_key)
-        print(f"candidate {task_id}: {value!r}")
         if score is not None:
             ranked[task_id] = score
         else:
             problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
+    _print_candidates(task_ids, pulled, xcom_key)
     if problems:
         detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite number under the XCom key {xcom_key!r}: {detail}"
         )
     best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    print(f"winner: {best} ({mode} {xcom_key} = {ranked[best]!r})")
     index = task_ids.index(best)
     metrics, _ = _metrics(best, pulled[index], xcom_key)
     winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
@@ -142,8 +167,8 @@ with DAG(
         task_id="fetch_dataset",
         python_callable=_call,
         op_kwargs={
-            "ref": "ml_demo.data:fetch",
-            "kwargs": {
+            "function": "ml_demo.data:fetch",
+            "arguments": {
                 "rows": 1000,
             },
         },
@@ -154,37 +179,40 @@ with DAG(
             task_id="train_depth_2",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:report_metric",
-                "kwargs": {
+                "function": "ml_demo.models:report_metric",
+                "arguments": {
                     "value": 0.42,
                 },
-                "xcom_key": "val_loss",
+                "metric_key": "val_loss",
             },
             doc_md="Calls `ml_demo.models:report_metric`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
         PythonOperator(
             task_id="train_depth_4",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:report_metric",
-                "kwargs": {
+                "function": "ml_demo.models:report_metric",
+                "arguments": {
                     "value": 0.17,
                 },
-                "xcom_key": "val_loss",
+                "metric_key": "val_loss",
             },
             doc_md="Calls `ml_demo.models:report_metric`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
         PythonOperator(
             task_id="train_depth_8",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:report_metric",
-                "kwargs": {
+                "function": "ml_demo.models:report_metric",
+                "arguments": {
                     "value": 0.3,
                 },
-                "xcom_key": "val_loss",
+                "metric_key": "val_loss",
             },
             doc_md="Calls `ml_demo.models:report_metric`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
     pick_lowest_loss = PythonOperator(
         task_id="pick_lowest_loss",
@@ -210,6 +238,7 @@ with DAG(
                 },
             ],
         },
+        doc_md="Keeps the trainer with the lowest `val_loss`, under `best_model`.",
     )
 
     fetch_dataset >> trainers >> pick_lowest_loss

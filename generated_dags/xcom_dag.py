@@ -3,6 +3,8 @@
 import importlib
 import math
 import numbers
+import os
+import sys
 from decimal import Decimal
 
 import pendulum
@@ -20,23 +22,37 @@ except ImportError:  # Airflow 2 to 3.1
     from airflow.exceptions import AirflowFailException
 
 
-def _load(ref):
-    """Import ``module:function`` only when a task runs, so parsing stays cheap."""
-    module_name, _, function_name = ref.partition(":")
+def _load(function):
+    """Import ``module:function`` only when a task runs, so parsing stays cheap.
+
+    The user's code sits beside this file, whose folder is put on ``sys.path`` first
+    if it is not (``airflow dags test`` leaves it out on Airflow 3.0).
+    """
+    folder = os.path.dirname(os.path.abspath(__file__))
+    if folder not in sys.path:
+        sys.path.append(folder)
+    module_name, _, function_name = function.partition(":")
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _train(ref, kwargs, xcom_key, ti):
-    """Run one trainer and push what it returns under ``xcom_key``.
+def _train(function, arguments, metric_key, ti):
+    """Run one trainer, push what it returns under ``metric_key`` and log the call.
 
-    Its numbers are pushed as plain JSON numbers (``_json_number``).
+    Its numbers are pushed as plain JSON numbers (``_json_number``). That value is
+    also returned, for Airflow's "Returned value was" (the task does not push it).
     """
-    result = _load(ref)(**kwargs)
+    shown = [f"{name}={value!r}" for name, value in arguments.items()]
+    call = f"{function}({', '.join(shown)})"
+    result = _load(function)(**arguments)
     if result is None:  # Airflow 3.0 refuses to push None: the chooser names it
-        return
+        print(f"{call} -> None: nothing pushed under {metric_key}")
+        return None
     if isinstance(result, dict):
         result = {name: _json_number(value) for name, value in result.items()}
-    ti.xcom_push(key=xcom_key, value=_json_number(result))
+    result = _json_number(result)
+    ti.xcom_push(key=metric_key, value=result)
+    print(f"{call} -> {metric_key} = {result!r}")
+    return result
 
 
 def _json_number(value):
@@ -79,6 +95,14 @@ def _metrics(task_id, pulled, xcom_key):
     return metrics, _score(*metrics.values())
 
 
+def _print_candidates(task_ids, pulled, xcom_key):
+    """What each trainer pushed, one aligned line each, for the chooser's log."""
+    width = max(len(task_id) for task_id in [*task_ids, "candidate"])
+    print(f"{'candidate':<{width}}  {xcom_key}")
+    for task_id, value in zip(task_ids, pulled, strict=True):
+        print(f"{task_id:<{width}}  {value!r}")
+
+
 def _pull(task_ids, key, ti):
     """What each trainer pushed under ``key``, None for those that pushed nothing."""
     pulled = list(ti.xcom_pull(task_ids=task_ids, key=key))
@@ -97,17 +121,18 @@ def _choose(task_ids, xcom_key, mode, push_key, params, ti):
     ranked, problems = {}, {}
     for task_id, value in zip(task_ids, pulled, strict=True):
         metrics, score = _metrics(task_id, value, xcom_key)
-        print(f"candidate {task_id}: {value!r}")
         if score is not None:
             ranked[task_id] = score
         else:
             problems[task_id] = f"pushed {'nothing' if value is None else repr(value)}"
+    _print_candidates(task_ids, pulled, xcom_key)
     if problems:
         detail = "; ".join(f"{name} {problem}" for name, problem in problems.items())
         raise AirflowFailException(
             f"no finite number under the XCom key {xcom_key!r}: {detail}"
         )
     best = (max if mode == "max" else min)(ranked, key=ranked.get)
+    print(f"winner: {best} ({mode} {xcom_key} = {ranked[best]!r})")
     index = task_ids.index(best)
     metrics, _ = _metrics(best, pulled[index], xcom_key)
     winner = {"task_id": best, "value": ranked[best], "metrics": metrics}
@@ -138,31 +163,34 @@ with DAG(
             task_id="training_model_a",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:train_model",
-                "kwargs": {},
-                "xcom_key": "model_accuracy",
+                "function": "ml_demo.models:train_model",
+                "arguments": {},
+                "metric_key": "model_accuracy",
             },
             doc_md="Calls `ml_demo.models:train_model`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
         PythonOperator(
             task_id="training_model_b",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:train_model",
-                "kwargs": {},
-                "xcom_key": "model_accuracy",
+                "function": "ml_demo.models:train_model",
+                "arguments": {},
+                "metric_key": "model_accuracy",
             },
             doc_md="Calls `ml_demo.models:train_model`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
         PythonOperator(
             task_id="training_model_c",
             python_callable=_train,
             op_kwargs={
-                "ref": "ml_demo.models:train_model",
-                "kwargs": {},
-                "xcom_key": "model_accuracy",
+                "function": "ml_demo.models:train_model",
+                "arguments": {},
+                "metric_key": "model_accuracy",
             },
             doc_md="Calls `ml_demo.models:train_model`.",
+            do_xcom_push=False,  # _train pushes under its metric_key
         )
     task_4 = PythonOperator(
         task_id="task_4",
@@ -182,6 +210,7 @@ with DAG(
                 {},
             ],
         },
+        doc_md="Keeps the trainer with the highest `model_accuracy`, under `best_model`.",
     )
 
     downloading_data >> trainers >> task_4

@@ -57,8 +57,13 @@ def logged(text, log):
     return " ".join(text.split()) in " ".join(log.split())
 
 
-def test_xcom_dag_runs_and_the_chooser_keeps_the_most_accurate(airflow_home):
-    result = run_dag("xcom_dag", GENERATED, airflow_home)
+@pytest.fixture(scope="module")
+def xcom_run(airflow_home):
+    return run_dag("xcom_dag", GENERATED, airflow_home)
+
+
+def test_xcom_dag_runs_and_the_chooser_keeps_the_most_accurate(xcom_run):
+    result = xcom_run
     assert result.succeeded, result.log[-3000:]
     accuracies = xcom_values(result, "model_accuracy")
     assert set(accuracies) == {
@@ -77,6 +82,26 @@ def test_xcom_dag_runs_and_the_chooser_keeps_the_most_accurate(airflow_home):
             "params": {},
         }
     }
+
+
+def test_task_logs_name_each_trainers_call_and_the_choosers_candidates(xcom_run):
+    """What Airflow's log view shows: each trainer's function, arguments and pushed
+    metric (also its returned value), the chooser's table of candidates and winner."""
+    assert xcom_run.succeeded, xcom_run.log[-3000:]
+    accuracies = xcom_values(xcom_run, "model_accuracy")
+    logs = {log.task_id: log.read() for log in xcom_run.task_logs}
+    for task_id, accuracy in accuracies.items():
+        call = f"ml_demo.models:train_model() -> model_accuracy = {accuracy!r}"
+        assert call in logs[task_id], logs[task_id]
+        assert f"Returned value was: {accuracy!r}" in logs[task_id], logs[task_id]
+    chooser = logs["task_4"]
+    width = max(len(task_id) for task_id in accuracies)
+    assert f"{'candidate':<{width}}  model_accuracy\n" in chooser, chooser
+    for task_id, accuracy in accuracies.items():
+        assert f"{task_id:<{width}}  {accuracy!r}\n" in chooser, chooser
+    best = max(accuracies, key=accuracies.__getitem__)
+    winner = f"winner: {best} (max model_accuracy = {accuracies[best]!r})"
+    assert winner in chooser, chooser
 
 
 def test_min_mode_keeps_the_lowest_metric(airflow_home):

@@ -372,9 +372,9 @@ def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
         assert dag.get_task("fetch").bash_command == fields["bash_command"]
         trainer = dag.get_task("train.a")
         assert trainer.op_kwargs == {
-            "ref": "pkg.models:train",
-            "kwargs": fields["op_kwargs"],
-            "xcom_key": "score",
+            "function": "pkg.models:train",
+            "arguments": fields["op_kwargs"],
+            "metric_key": "score",
         }
         for task in dag.tasks:
             assert (task.owner, task.queue, task.pool) == tuple(default_args.values())
@@ -383,7 +383,9 @@ def test_in_airflow_the_dag_carries_the_text_exactly(tmp_path_factory):
         assert dag.params.get_param("p").description == fields["param_description"]
         assert dag.owner_links == {fields["link_owner"]: "mailto:ml@example.org"}
         assert dag.get_task("deploy").bash_command == fields["on_pass_command"]
-        assert dag.get_task("announce").op_kwargs["kwargs"] == fields["publish_kwargs"]
+        assert (
+            dag.get_task("announce").op_kwargs["arguments"] == fields["publish_kwargs"]
+        )
         event("loaded in Airflow")
         loaded["loaded"] += 1
 

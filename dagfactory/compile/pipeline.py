@@ -139,6 +139,17 @@ class Chooser:
         }
 
     @property
+    def doc_md(self) -> str:
+        """What the chooser's page in Airflow's UI says it compares and keeps."""
+        compared = f"`{self.xcom_key}`"
+        if self.metric is not None:
+            compared = f"`{self.metric}` of {compared}"
+        best = "highest" if self.mode == "max" else "lowest"
+        return UserText(
+            f"Keeps the trainer with the {best} {compared}, under `{self.push_key}`."
+        )
+
+    @property
     def branch_kwargs(self) -> dict[str, Any]:
         """The arguments of ``_branch``, which follows on_pass or on_fail."""
         return {

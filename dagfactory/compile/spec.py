@@ -256,7 +256,7 @@ def _step(
             {key: data[key] for key in OPERATOR_SETTINGS if key in data}
         ),
         runner=runner,
-        runner_kwargs={"ref": ref, "kwargs": kwargs, **extra},
+        runner_kwargs={"function": ref, "arguments": kwargs, **extra},
         binding=binding,
     )
 
@@ -300,7 +300,7 @@ def _env_text(expression: str) -> UserText:
 def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
     """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
     ``_train`` (python) or environment variables Airflow renders (bash)."""
-    trainer = _step(data, "_train", xcom_key=xcom_key)
+    trainer = _step(data, "_train", metric_key=xcom_key)
     inputs = data.get("inputs", {})
     if not inputs:
         return trainer
