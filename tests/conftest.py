@@ -176,3 +176,64 @@ def stub_airflow(folder: Path) -> Path:
     (package / "models" / "__init__.py").write_text("")
     (package / "models" / "dagbag.py").write_text(STUB_DAGBAG)
     return package.parent
+
+
+# -- the built distribution, shared by the tests that use what a user installs -----------
+
+DIST_SOURCE = ("dagfactory", "pyproject.toml", "README.md")
+
+
+def run_outside(
+    command: list[str], cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``command`` as a user's shell runs it: without the checkout on PYTHONPATH."""
+    environment = {
+        key: value for key, value in os.environ.items() if key != "PYTHONPATH"
+    }
+    environment.update(env)
+    return subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist and the wheel built from a copy of the source (built once a session)."""
+    scratch = tmp_path_factory.mktemp("build")
+    source = scratch / "source"
+    for name in DIST_SOURCE:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name)
+    shutil.rmtree(source / "dagfactory" / "__pycache__", ignore_errors=True)
+    built = run_outside(
+        [sys.executable, "-m", "build", "--outdir", str(scratch / "dist"), str(source)],
+        scratch,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    return scratch / "dist"
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel installed as a user installs it: ``[airflow]``,
+    pinned by constraints.txt, not editable."""
+    venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
+    made = run_outside([sys.executable, "-m", "venv", str(venv)], venv.parent)
+    assert made.returncode == 0, made.stderr
+    (wheel,) = dist.glob("dagfactory-*.whl")
+    install = run_outside(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            f"{wheel}[airflow]",
+        ],
+        venv.parent,
+    )
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    return venv

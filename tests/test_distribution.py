@@ -2,28 +2,24 @@
 ``init`` in an empty folder to a DAG run on a real Airflow.
 
 The wheel is built from the sdist (as ``python -m build`` does), from a copy of the
-source, so the checkout is never written to; it is installed without ``-e`` into a
+source, so the checkout is never written to (the ``dist`` fixture, in conftest.py, which
+the documentation's transcripts share); it is installed without ``-e`` into a
 fresh virtualenv, pinned by constraints.txt, and every command runs from an empty
 folder outside the repository with that virtualenv's ``dagfactory``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_outside
 
 pytestmark = pytest.mark.airflow
 
-SOURCE = ["dagfactory", "pyproject.toml", "README.md"]
 # What the package reads at run time, beside its modules.
 PACKAGE_DATA = [
     "dagfactory/templates/dag.py.j2",
@@ -31,33 +27,6 @@ PACKAGE_DATA = [
     "dagfactory/templates/starter_models.py.txt",
     "dagfactory/schema/spec.schema.json",
 ]
-
-
-def _run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if key != "PYTHONPATH"
-    }
-    environment.update(env)
-    return subprocess.run(
-        command, cwd=cwd, env=environment, capture_output=True, text=True, check=False
-    )
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sdist and the wheel built from a copy of the source."""
-    scratch = tmp_path_factory.mktemp("build")
-    source = scratch / "source"
-    for name in SOURCE:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
-        copy(ROOT / name, source / name)
-    shutil.rmtree(source / "dagfactory" / "__pycache__", ignore_errors=True)
-    built = _run(
-        [sys.executable, "-m", "build", "--outdir", str(scratch / "dist"), str(source)],
-        scratch,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    return scratch / "dist"
 
 
 def test_the_sdist_and_the_wheel_carry_every_file_the_package_reads(dist):
@@ -75,29 +44,12 @@ def test_the_sdist_and_the_wheel_carry_every_file_the_package_reads(dist):
     assert modules <= in_wheel
 
 
-def test_a_new_user_goes_from_an_empty_folder_to_a_dag_run(dist, tmp_path):
-    venv = tmp_path / "venv"
-    assert _run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
-    (wheel,) = dist.glob("dagfactory-*.whl")
-    install = _run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-c",
-            str(ROOT / "constraints.txt"),
-            f"{wheel}[airflow]",
-        ],
-        tmp_path,
-    )
-    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+def test_a_new_user_goes_from_an_empty_folder_to_a_dag_run(wheel_venv, tmp_path):
+    venv = wheel_venv  # the wheel[airflow] installed, pinned, into a fresh venv
     project = tmp_path / "project"
     project.mkdir()
     dagfactory = str(venv / "bin" / "dagfactory")
-    where = _run(
+    where = run_outside(
         [
             str(venv / "bin" / "python"),
             "-c",
@@ -110,7 +62,7 @@ def test_a_new_user_goes_from_an_empty_folder_to_a_dag_run(dist, tmp_path):
     )  # the wheel, not the checkout
 
     def step(*args: str) -> subprocess.CompletedProcess[str]:
-        result = _run([dagfactory, *args], project)
+        result = run_outside([dagfactory, *args], project)
         assert result.returncode == 0, (
             args,
             result.stdout[-3000:],
