@@ -21,6 +21,7 @@ import pickle
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +157,14 @@ def publish(
         Path(destination) if destination else base_folder() / "published" / "model.pkl"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.tmp")
+    # Staged under names of this process's own, so that two runs publishing at once
+    # each replace the files whole instead of renaming each other's half.
+    unique = f"{os.getpid()}-{uuid.uuid4().hex}"
+    staged = target.with_name(f".{target.name}.{unique}.tmp")
     shutil.copyfile(artifact, staged)
     os.replace(staged, target)
     card = {"task_id": task_id, "accuracy": value, "params": params or {}}
-    staged_card = target.with_name(f".{target.stem}.json.tmp")
+    staged_card = target.with_name(f".{target.stem}.json.{unique}.tmp")
     staged_card.write_text(json.dumps(card, indent=2) + "\n", "utf-8")
     os.replace(staged_card, target.with_suffix(".json"))
     print(f"published {task_id} (accuracy {value}) to {target}")
