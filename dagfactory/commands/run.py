@@ -153,7 +153,7 @@ def _run_outcome(pipeline: Pipeline, result: RunResult, show_logs: bool) -> Outc
         chooser = pipeline.chooser
         winner = result.pushed(chooser.task_id, chooser.push_key)
         outcome.say(
-            f"\nwinner ({chooser.mode} {chooser.xcom_key}): {json.dumps(winner)}"
+            f"\nwinner ({chooser.mode} {chooser.metric or chooser.xcom_key}): {json.dumps(winner)}"
         )
     if result.logs_folder is not None:
         outcome.say(f"task logs: {_shown(result.logs_folder)}")
