@@ -215,8 +215,9 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def wheel_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv with the wheel installed as a user installs it: ``[airflow]``,
-    pinned by constraints.txt, not editable."""
+    """A fresh virtualenv with the wheel installed as a user installs it: ``[airflow]``
+    (and ``[sklearn]``, which the tutorial's example needs), pinned by
+    constraints.txt, not editable."""
     venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
     made = run_outside([sys.executable, "-m", "venv", str(venv)], venv.parent)
     assert made.returncode == 0, made.stderr
@@ -231,7 +232,7 @@ def wheel_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--disable-pip-version-check",
             "-c",
             str(ROOT / "constraints.txt"),
-            f"{wheel}[airflow]",
+            f"{wheel}[airflow,sklearn]",
         ],
         venv.parent,
     )
