@@ -465,6 +465,7 @@ def test_no_code_path_evaluates_user_text():
 TEMPLATE_OWN_NAMES = {
     "header",
     "step.runner",
+    "step.operator",  # one of three operator classes, fixed in pipeline.Step.operator
     "name",
     "keyword",
     "step.binding_comment",

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagfactory.compile.checks_ml import ML_CHECKS
+from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.document import Document, walk
 from dagfactory.compile.schema import python_regex, spec_schema
@@ -387,4 +388,5 @@ CHECKS = (
     param_defaults,
     every_value,
     *ML_CHECKS,
+    *RUNTIME_CHECKS,
 )

@@ -59,6 +59,17 @@ class Step:
     env_templates: dict[str, str] = field(
         default_factory=dict
     )  # bash: pulled at run time
+    # A trainer run in another interpreter: its operator's arguments (RUNTIME_ARGUMENTS)
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def operator(self) -> str:
+        """The operator class of a python step: the worker's, or another interpreter's."""
+        if "python" in self.runtime:
+            return "ExternalPythonOperator"
+        if "requirements" in self.runtime:
+            return "PythonVirtualenvOperator"
+        return "PythonOperator"
 
     @property
     def binding_comment(self) -> str:
@@ -212,7 +223,10 @@ class Pipeline:
     @property
     def trainer_inputs(self) -> bool:
         """Whether a python trainer takes a download's return value (``_train`` pulls it)."""
-        return any(m.inputs and m.python_callable for m in self.trainers.models)
+        return any(
+            m.inputs and m.python_callable and m.runner == "_train"
+            for m in self.trainers.models
+        )
 
     @property
     def download_name(self) -> str:
@@ -232,6 +246,7 @@ class Pipeline:
         """The operator classes the DAG file needs to import."""
         steps = [*self.steps, *self.trainers.models]
         used = {"PythonOperator"}
+        used.update(step.operator for step in steps if step.bash_command is None)
         if any(step.bash_command is not None for step in steps):
             used.add("BashOperator")
         if self.chooser.threshold is not None:
@@ -239,9 +254,27 @@ class Pipeline:
         return used
 
     @property
+    def python_operators(self) -> list[str]:
+        """The operator classes imported from Airflow's python module, sorted."""
+        return sorted(self.operators - {"BashOperator"})
+
+    @property
     def python_trainers(self) -> bool:
         """Whether any trainer calls a ``module:function`` (and so needs ``_train``)."""
         return any(model.python_callable for model in self.trainers.models)
+
+    @property
+    def worker_trainers(self) -> bool:
+        """Whether a python trainer runs in the worker's interpreter (``_train``)."""
+        return any(
+            model.python_callable and model.runner == "_train"
+            for model in self.trainers.models
+        )
+
+    @property
+    def trainers_elsewhere(self) -> bool:
+        """Whether a trainer runs in another interpreter (``_train_elsewhere``)."""
+        return any(model.runtime for model in self.trainers.models)
 
     @property
     def python_steps(self) -> bool:

@@ -31,6 +31,7 @@ from dagfactory.compile.vocabulary import (
     DURATION_KEYS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
+    RUNTIME_ARGUMENTS,
     WINNER_FIELDS,
     has_command,
     is_duration_text,
@@ -53,7 +54,9 @@ _TAKEN_NAMES = frozenset(
         "pendulum",
         "BashOperator",
         "BranchPythonOperator",
+        "ExternalPythonOperator",
         "PythonOperator",
+        "PythonVirtualenvOperator",
         "DAG",
         "Asset",
         "Param",
@@ -84,6 +87,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         "bash_command": trainers.get("bash_command"),
         "op_kwargs": trainers.get("op_kwargs", {}),
         "inputs": trainers.get("inputs", {}),
+        "runtime": trainers.get("runtime"),
         **{key: trainers[key] for key in OPERATOR_SETTINGS if key in trainers},
     }
     models = tuple(
@@ -233,6 +237,8 @@ def _with_group_defaults(
     if has_command(model):
         merged.pop("python_callable", None)
         merged.pop("bash_command", None)
+    if "bash_command" in model:  # the group's runtime is for its python trainers
+        merged.pop("runtime", None)
     merged.update(model)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
     merged["inputs"] = {**defaults["inputs"], **model.get("inputs", {})}
@@ -300,6 +306,8 @@ def _env_text(expression: str) -> UserText:
 def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
     """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
     ``_train`` (python) or environment variables Airflow renders (bash)."""
+    if "runtime" in data and "python_callable" in data:
+        return _trainer_elsewhere(data)
     trainer = _step(data, "_train", metric_key=xcom_key)
     inputs = data.get("inputs", {})
     if not inputs:
@@ -309,6 +317,16 @@ def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
         return replace(trainer, inputs=inputs, env_templates=env)
     kwargs = {**trainer.runner_kwargs, "inputs": inputs}
     return replace(trainer, inputs=inputs, runner_kwargs=kwargs)
+
+
+def _trainer_elsewhere(data: dict[str, Any]) -> Step:
+    """A python trainer run in another interpreter by ``_train_elsewhere``, which returns
+    its metric: its operator pushes it under ``return_value`` (validate holds xcom_key
+    to that)."""
+    step = _step(data, "_train_elsewhere")
+    runtime = data["runtime"]
+    arguments = {key: runtime[key] for key in RUNTIME_ARGUMENTS if key in runtime}
+    return replace(step, runtime=arguments)
 
 
 def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:

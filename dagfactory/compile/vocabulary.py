@@ -64,6 +64,13 @@ PARAM_KEYWORDS = (
     "minLength",
     "maxLength",
 )
+# A trainer's ``runtime`` keys, in the order they are rendered as its operator's arguments.
+RUNTIME_ARGUMENTS = (
+    "python",
+    "requirements",
+    "venv_cache_path",
+    "system_site_packages",
+)
 CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
 # Keys whose value is a ``module:function`` a task or Airflow imports.
 CALLABLE_KEYS = ("python_callable", *CALLBACK_KEYS)
