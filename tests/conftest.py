@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,13 @@ trainers:
 chooser:
   task_id: choose
 """
+
+
+def interruptible() -> None:
+    """A child's Ctrl-C as a terminal delivers it (``preexec_fn``): SIGINT back to its
+    default, for a suite started in the background, where the shell ignores SIGINT
+    and every process it starts inherits that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

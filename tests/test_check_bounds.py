@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from airflow_processes import descendants, group_alive
-from conftest import ROOT, stub_airflow
+from conftest import ROOT, interruptible, stub_airflow
 from dagfactory.tools.check import check_folder
 
 GOOD = "# an airflow dag\nVALUE = 1\n"
@@ -113,6 +113,7 @@ def started_check(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=interruptible,  # one of the signals the test sends is Ctrl-C
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

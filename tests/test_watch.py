@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dagfactory
+from conftest import dagfactory, interruptible
 
 pytest.importorskip("watchfiles")
 
@@ -38,6 +38,7 @@ class Watching:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=interruptible,  # Ctrl-C is what the tests send
         )
         self.printed: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
