@@ -122,7 +122,7 @@ def writing_to(
     if out_dir.is_file():
         raise UsageError(f"--out: {out_dir} is a file, not a folder")
     guard = OutputGuard(project_root, out_dir)
-    with _sigterm_interrupts(), guard.hold(_tell_waiting, create=create):
+    with sigterm_interrupts(), guard.hold(_tell_waiting, create=create):
         yield guard
 
 
@@ -131,16 +131,14 @@ def _tell_waiting(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt for the block (in the main thread only)."""
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the block, as Ctrl-C does (in the main
+    thread only: the only one that may set a handler); a render, a run and a watch
+    end the same way whichever of the two stops them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         yield
     finally:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dagfactory.commands.batch import sigterm_interrupts
 from dagfactory.configs import (
     CONFIG_SUFFIXES,
     defaults_candidates,
@@ -141,7 +140,7 @@ def watch(
     )
     with (
         contextlib.suppress(KeyboardInterrupt),
-        _sigterm_interrupts(),
+        sigterm_interrupts(),
         contextlib.closing(changes_seen),
     ):
         next(changes_seen)
@@ -180,17 +179,3 @@ def _changed(paths: set[Path]) -> str:
     if len(names) > _NAMED_CHANGES:
         shown += f" and {len(names) - _NAMED_CHANGES} more"
     return f"{shown} changed"
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the watch as Ctrl-C does (in the main thread only: the only
-    one that may set a handler)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
