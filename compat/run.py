@@ -42,8 +42,11 @@ ROOT = COMPAT.parent
 CACHE = ROOT / ".venv-compat"
 UV = find_uv_bin()
 TAIL = 3000  # characters of a failed command's output shown under the table
-# Also run by Airflow's own `airflow dags test`: the classic example, a min chooser.
-DAGS_TESTED = ("xcom_dag", "min_loss_dag")
+# Also run by Airflow's own `airflow dags test`: the classic example, whose user code
+# (ml_demo) only imports when the generated file puts its own folder on sys.path, as
+# 3.0's `dags test` does not. One DAG: each costs 20-30 s a version, and CI's time is
+# bounded (every example already runs through dag.test() in the probe).
+DAGS_TESTED = ("xcom_dag",)
 LOGICAL_DATE = "2024-01-02"
 
 
