@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
-from dagfactory.compile.document import Document, walk
+from dagfactory.compile.document import Document, as_mapping, walk
 from dagfactory.compile.schema import python_regex, spec_schema
 from dagfactory.compile.target import (
     RUN_AFTER,
@@ -44,13 +44,9 @@ from dagfactory.compile.vocabulary import (
 from dagfactory.problems import Problem, SpecPath, format_spec_path
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _section(doc: Document, key: str) -> dict[str, Any]:
     """A top-level section, or an empty one when it is missing or not a mapping."""
-    return _mapping(doc.data.get(key))
+    return as_mapping(doc.data.get(key))
 
 
 def real_dates(doc: Document) -> Iterator[Problem]:
@@ -172,7 +168,7 @@ def doc_md_file(doc: Document) -> Iterator[Problem]:
 
 def param_defaults(doc: Document) -> Iterator[Problem]:
     """A param's default fits the rules (``minimum``, ``enum``...) the param sets."""
-    for name, param in _mapping(_section(doc, "dag").get("params")).items():
+    for name, param in as_mapping(_section(doc, "dag").get("params")).items():
         if isinstance(param, dict) and "default" in param:
             rules = {
                 key: param[key]
@@ -317,10 +313,10 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
     download = data.get("download")
     if isinstance(download, list):
         for index, step in enumerate(download):
-            yield ("download", index, "task_id"), _mapping(step).get("task_id")
+            yield ("download", index, "task_id"), as_mapping(step).get("task_id")
     else:
-        yield ("download", "task_id"), _mapping(download).get("task_id")
-    trainers = _mapping(data.get("trainers"))
+        yield ("download", "task_id"), as_mapping(download).get("task_id")
+    trainers = as_mapping(data.get("trainers"))
     group_id = trainers.get("group_id")
     yield ("trainers", "group_id"), group_id
     if trainers.get("mapped") is True:
@@ -337,7 +333,7 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
                     else ("trainers",)
                 )
                 yield where, f"{group_id}.{model['task_id']}"
-    chooser = _mapping(data.get("chooser"))
+    chooser = as_mapping(data.get("chooser"))
     yield ("chooser", "task_id"), chooser.get("task_id")
     if "threshold" in chooser:
         yield (
@@ -347,9 +343,9 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
     for branch in ("on_pass", "on_fail"):
         yield (
             ("chooser", branch, "task_id"),
-            _mapping(chooser.get(branch)).get("task_id"),
+            as_mapping(chooser.get(branch)).get("task_id"),
         )
-    yield ("publish", "task_id"), _mapping(data.get("publish")).get("task_id")
+    yield ("publish", "task_id"), as_mapping(data.get("publish")).get("task_id")
 
 
 def unique_ids(doc: Document) -> Iterator[Problem]:

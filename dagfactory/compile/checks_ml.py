@@ -13,19 +13,15 @@ import keyword
 from collections.abc import Iterator
 from typing import Any
 
-from dagfactory.compile.document import Document
+from dagfactory.compile.document import Document, as_mapping
 from dagfactory.problems import Problem, SpecPath
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def publish_when_passed(doc: Document) -> Iterator[Problem]:
     """``publish.when: passed`` waits for a threshold, so one must be set."""
-    chooser = _mapping(doc.data.get("chooser"))
+    chooser = as_mapping(doc.data.get("chooser"))
     if (
-        _mapping(doc.data.get("publish")).get("when") == "passed"
+        as_mapping(doc.data.get("publish")).get("when") == "passed"
         and "threshold" not in chooser
     ):
         yield doc.error(
@@ -37,7 +33,7 @@ def publish_when_passed(doc: Document) -> Iterator[Problem]:
 
 def min_success_within_trainers(doc: Document) -> Iterator[Problem]:
     """A ``chooser.min_success`` count no larger than the number of trainers."""
-    count = _mapping(doc.data.get("chooser")).get("min_success")
+    count = as_mapping(doc.data.get("chooser")).get("min_success")
     trainers = len(doc.trainer_models)
     if isinstance(count, int) and not isinstance(count, bool) and trainers:
         if count > trainers:
@@ -54,27 +50,27 @@ def _download_ids(data: dict[str, Any]) -> list[str]:
     return [
         step["task_id"]
         for step in steps
-        if isinstance(_mapping(step).get("task_id"), str)
+        if isinstance(as_mapping(step).get("task_id"), str)
     ]
 
 
 def trainer_inputs(doc: Document) -> Iterator[Problem]:
     """Each input names a download step, by a name the trainer can take it as: a
     Python identifier that is not one of its op_kwargs (which would be passed twice)."""
-    trainers = _mapping(doc.data.get("trainers"))
+    trainers = as_mapping(doc.data.get("trainers"))
     known = _download_ids(doc.data)
     group_kwargs = {
-        **_mapping(trainers.get("op_kwargs")),
-        **_mapping(trainers.get("matrix")),
+        **as_mapping(trainers.get("op_kwargs")),
+        **as_mapping(trainers.get("matrix")),
     }
     group_path: SpecPath = ("trainers", "inputs")
-    group_inputs = _mapping(trainers.get("inputs"))
+    group_inputs = as_mapping(trainers.get("inputs"))
     written = [(group_path, group_inputs, group_kwargs)]
     listed = trainers.get("models")
     for index, model in enumerate(listed if isinstance(listed, list) else []):
         if isinstance(model, dict):
-            kwargs = {**group_kwargs, **_mapping(model.get("op_kwargs"))}
-            own = _mapping(model.get("inputs"))
+            kwargs = {**group_kwargs, **as_mapping(model.get("op_kwargs"))}
+            own = as_mapping(model.get("inputs"))
             written.append((("trainers", "models", index, "inputs"), own, kwargs))
             # the group's inputs reach this model too, unless it names them itself
             for name in set(group_inputs) - set(own) - set(group_kwargs):

@@ -14,13 +14,9 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from dagfactory.compile.document import Document
+from dagfactory.compile.document import Document, as_mapping
 from dagfactory.compile.vocabulary import DEFAULT_XCOM_KEY, runs_bash
 from dagfactory.problems import Problem, SpecPath
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _runtimes(trainers: dict[str, Any]) -> Iterator[tuple[SpecPath, dict[str, Any]]]:
@@ -29,15 +25,15 @@ def _runtimes(trainers: dict[str, Any]) -> Iterator[tuple[SpecPath, dict[str, An
         yield ("trainers", "runtime"), trainers["runtime"]
     listed = trainers.get("models")
     for index, model in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(_mapping(model).get("runtime"), dict):
+        if isinstance(as_mapping(model).get("runtime"), dict):
             yield ("trainers", "models", index, "runtime"), model["runtime"]
 
 
 def trainer_runtime(doc: Document) -> Iterator[Problem]:
     """A runtime only on python trainers, with an absolute interpreter path, the
     default XCom key, no inputs and no mapping (see the module's docstring)."""
-    trainers = _mapping(doc.data.get("trainers"))
-    models = [_mapping(model) for model in doc.trainer_models]
+    trainers = as_mapping(doc.data.get("trainers"))
+    models = [as_mapping(model) for model in doc.trainer_models]
     for path, runtime in _runtimes(trainers):
         own = path[1] == "models"
         model = models[path[2]] if own and path[2] < len(models) else {}
@@ -84,7 +80,10 @@ def trainer_runtime(doc: Document) -> Iterator[Problem]:
                 " mapped, or the runtime",
                 key=True,
             )
-        inputs = {**_mapping(trainers.get("inputs")), **_mapping(model.get("inputs"))}
+        inputs = {
+            **as_mapping(trainers.get("inputs")),
+            **as_mapping(model.get("inputs")),
+        }
         if inputs:
             yield doc.error(
                 path,

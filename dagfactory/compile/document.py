@@ -173,6 +173,12 @@ def _deep_merge(base: Any, override: Any) -> Any:
     return override
 
 
+def as_mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one: the semantic checks read
+    sections the schema may have found of the wrong type (it reports those)."""
+    return value if isinstance(value, dict) else {}
+
+
 def walk(value: Any, path: SpecPath = ()) -> Iterator[tuple[SpecPath, Any]]:
     """Every ``(spec path, value)`` in loaded data, the container before its items.
 
