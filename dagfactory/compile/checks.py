@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dagfactory.compile.checks_kubernetes import KUBERNETES_CHECKS
 from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
@@ -385,4 +386,5 @@ CHECKS = (
     every_value,
     *ML_CHECKS,
     *RUNTIME_CHECKS,
+    *KUBERNETES_CHECKS,
 )

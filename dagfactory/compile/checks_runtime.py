@@ -1,4 +1,4 @@
-"""The rules of a trainer's ``runtime`` (issue 25): another interpreter to run it in.
+"""The rules of a trainer's ``runtime``: another interpreter to run it in.
 
 A trainer with a runtime runs in an ExternalPythonOperator (``python``) or a
 PythonVirtualenvOperator (``requirements``): Airflow runs the generated
@@ -15,17 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from dagfactory.compile.document import Document, as_mapping
-from dagfactory.compile.vocabulary import DEFAULT_XCOM_KEY, runs_bash
+from dagfactory.compile.vocabulary import DEFAULT_XCOM_KEY, runs_bash, runs_kubernetes
 from dagfactory.problems import Problem, SpecPath
 
 
 def _runtimes(trainers: dict[str, Any]) -> Iterator[tuple[SpecPath, dict[str, Any]]]:
-    """Each runtime written in the trainers section, with its path."""
-    if isinstance(trainers.get("runtime"), dict):
+    """Each runtime written in the trainers section, with its path (a kubernetes
+    runtime's rules are :mod:`.checks_kubernetes`')."""
+    if isinstance(trainers.get("runtime"), dict) and not runs_kubernetes(trainers):
         yield ("trainers", "runtime"), trainers["runtime"]
     listed = trainers.get("models")
     for index, model in enumerate(listed if isinstance(listed, list) else []):
-        if isinstance(as_mapping(model).get("runtime"), dict):
+        model = as_mapping(model)
+        if isinstance(model.get("runtime"), dict) and not runs_kubernetes(model):
             yield ("trainers", "models", index, "runtime"), model["runtime"]
 
 

@@ -40,6 +40,26 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class KubernetesPod:
+    """A step run as a container in a Kubernetes pod (KubernetesPodOperator).
+
+    ``arguments`` are the operator's plain keyword arguments, in KUBERNETES_ARGUMENTS'
+    order, with ``env_vars`` last (text, some of it templates Airflow renders);
+    ``requests`` and ``limits`` its container's resources, GPUs among the limits.
+    """
+
+    arguments: dict[str, Any]
+    requests: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
+    image_pull_secrets: tuple[str, ...] = ()
+
+    @property
+    def uses_models(self) -> bool:
+        """Whether its arguments need the kubernetes client's models (``k8s.V1...``)."""
+        return bool(self.requests or self.limits or self.image_pull_secrets)
+
+
+@dataclass(frozen=True)
 class Step:
     """A task running a bash command, or a generated helper (``runner``) that calls user code.
 
@@ -61,10 +81,14 @@ class Step:
     )  # bash: pulled at run time
     # A trainer run in another interpreter: its operator's arguments (RUNTIME_ARGUMENTS)
     runtime: dict[str, Any] = field(default_factory=dict)
+    # A trainer run in a Kubernetes pod: its container replaces the command
+    pod: KubernetesPod | None = None
 
     @property
     def operator(self) -> str:
         """The operator class of a python step: the worker's, or another interpreter's."""
+        if self.pod is not None:
+            return "KubernetesPodOperator"
         if "python" in self.runtime:
             return "ExternalPythonOperator"
         if "requirements" in self.runtime:
@@ -78,6 +102,10 @@ class Step:
     @property
     def doc_md(self) -> str | None:
         """What the task's page in Airflow's UI says it runs (its operator runs a helper)."""
+        if self.pod is not None:
+            return UserText(
+                f"Runs `{self.pod.arguments['image']}` in a Kubernetes pod."
+            )
         if self.python_callable is None:
             return None
         return UserText(f"Calls `{self.python_callable}`.")
@@ -256,7 +284,21 @@ class Pipeline:
     @property
     def python_operators(self) -> list[str]:
         """The operator classes imported from Airflow's python module, sorted."""
-        return sorted(self.operators - {"BashOperator"})
+        return sorted(self.operators - {"BashOperator", "KubernetesPodOperator"})
+
+    @property
+    def pods(self) -> list[KubernetesPod]:
+        """The pods of the trainers run in Kubernetes."""
+        return [model.pod for model in self.trainers.models if model.pod is not None]
+
+    @property
+    def pods_push_metric(self) -> bool:
+        """Whether pods' results are pushed again under the trainers' own XCom key
+        (``_push_metric``): their operator pushes them under return_value."""
+        return (
+            bool(self.pods)
+            and self.trainers.xcom_key != DEFAULTS["trainers", "xcom_key"]
+        )
 
     @property
     def python_trainers(self) -> bool:

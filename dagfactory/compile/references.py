@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dagfactory.compile.environment import redact
-from dagfactory.compile.vocabulary import CALLBACK_KEYS, WINNER_FIELDS
+from dagfactory.compile.vocabulary import (
+    CALLBACK_KEYS,
+    WINNER_FIELDS,
+    runs_kubernetes,
+)
 from dagfactory.problems import Problem, SpecPath
 
 if TYPE_CHECKING:
@@ -37,6 +41,15 @@ WINNER_NOTE = (
     " that it accepts"
 )
 CALLBACK_NOTE = "Airflow calls a DAG callback with one argument, the context"
+# What a trainer in a Kubernetes pod imports, and where it comes from.
+KUBERNETES_OPERATOR = (
+    "airflow.providers.cncf.kubernetes.operators.pod:KubernetesPodOperator"
+)
+KUBERNETES_INSTALL = (
+    "a kubernetes runtime needs Airflow's cncf.kubernetes provider, which this"
+    " Airflow lacks: install dagfactory[kubernetes]"
+    " (apache-airflow-providers-cncf-kubernetes) wherever the DAG is parsed and run"
+)
 # Tasks named in a message before the rest are counted.
 NAMED_TASKS = 3
 
@@ -75,6 +88,7 @@ class Reference:
     tasks: tuple[str, ...] = ()
     note: str = ""
     optional: tuple[str, ...] = ()  # passed only when the function accepts them
+    install: str = ""  # what to install when its module is missing (a provider)
     keyword_places: tuple[tuple[str, tuple[Place, ...]], ...] = ()
     env: Mapping[str, str | None] = field(
         default_factory=dict, repr=False, compare=False
@@ -157,6 +171,7 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                 tasks=tuple(callers),
                 note=call.note,
                 optional=call.optional,
+                install=call.install,
                 keyword_places=tuple(
                     (keyword, tuple(written))
                     for keyword, written in places[call].items()
@@ -176,6 +191,7 @@ class _Call(NamedTuple):
     positional: int = 0
     note: str = ""
     optional: tuple[str, ...] = ()
+    install: str = ""
 
 
 # A call, the task that makes it (none for a DAG callback), and where each keyword
@@ -194,6 +210,7 @@ def _calls(data: dict[str, Any], pipeline: Pipeline) -> Iterator[CallSite]:
     for index, step in enumerate(pipeline.downloads):
         yield from _step_call(("download", index) if listed else ("download",), step)
     yield from _trainer_calls(data["trainers"], pipeline.trainers)
+    yield from _kubernetes_calls(data["trainers"], pipeline.trainers)
     for name in ("on_pass", "on_fail"):
         step = getattr(pipeline.chooser, name)
         if step is not None:
@@ -240,6 +257,26 @@ def _trainer_calls(written: dict[str, Any], trainers: Trainers) -> Iterator[Call
                 else ("trainers", "inputs", name),
             )
         yield call, task, keys
+
+
+def _kubernetes_calls(
+    written: dict[str, Any], trainers: Trainers
+) -> Iterator[CallSite]:
+    """Trainers in pods import the provider's KubernetesPodOperator: at the model's own
+    kubernetes runtime, else at the group's."""
+    models = written.get("models")
+    for index, model in enumerate(trainers.models):
+        if model.pod is None:
+            continue
+        own = models is not None and runs_kubernetes(models[index])
+        path = ("trainers", "models", index) if own else ("trainers",)
+        call = _Call(
+            (*path, "runtime", "kubernetes"),
+            KUBERNETES_OPERATOR,
+            note="a trainer in a pod runs in the provider's KubernetesPodOperator",
+            install=KUBERNETES_INSTALL,
+        )
+        yield call, f"{trainers.group_id}.{model.task_id}", {}
 
 
 def _step_call(path: SpecPath, step: Step) -> Iterator[CallSite]:

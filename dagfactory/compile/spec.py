@@ -20,6 +20,7 @@ from dagfactory.compile.pipeline import (
     Binding,
     Chooser,
     DagSettings,
+    KubernetesPod,
     Pipeline,
     Step,
     Trainers,
@@ -29,6 +30,8 @@ from dagfactory.compile.vocabulary import (
     CALLBACK_KEYS,
     DEFAULTS,
     DURATION_KEYS,
+    GPU_RESOURCE,
+    KUBERNETES_ARGUMENTS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
     RUNTIME_ARGUMENTS,
@@ -39,6 +42,7 @@ from dagfactory.compile.vocabulary import (
     parse_date,
     parse_duration,
     publish_gated,
+    runs_kubernetes,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +59,8 @@ _TAKEN_NAMES = frozenset(
         "BashOperator",
         "BranchPythonOperator",
         "ExternalPythonOperator",
+        "KubernetesPodOperator",
+        "k8s",
         "PythonOperator",
         "PythonVirtualenvOperator",
         "DAG",
@@ -237,7 +243,9 @@ def _with_group_defaults(
     if has_command(model):
         merged.pop("python_callable", None)
         merged.pop("bash_command", None)
-    if "bash_command" in model:  # the group's runtime is for its python trainers
+    # The group's runtime is for its python trainers; a model's own command wins over
+    # the group's pod as it wins over the group's command.
+    if "bash_command" in model or (has_command(model) and runs_kubernetes(defaults)):
         merged.pop("runtime", None)
     merged.update(model)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
@@ -306,6 +314,8 @@ def _env_text(expression: str) -> UserText:
 def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
     """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
     ``_train`` (python) or environment variables Airflow renders (bash)."""
+    if runs_kubernetes(data):
+        return _kubernetes_trainer(data)
     if "runtime" in data and "python_callable" in data:
         return _trainer_elsewhere(data)
     trainer = _step(data, "_train", metric_key=xcom_key)
@@ -327,6 +337,33 @@ def _trainer_elsewhere(data: dict[str, Any]) -> Step:
     runtime = data["runtime"]
     arguments = {key: runtime[key] for key in RUNTIME_ARGUMENTS if key in runtime}
     return replace(step, runtime=arguments)
+
+
+def _kubernetes_trainer(data: dict[str, Any]) -> Step:
+    """A trainer run as a container in a Kubernetes pod: its environment holds the
+    runtime's variables, then its op_kwargs and its inputs (text, as a bash trainer's);
+    what the container writes to /airflow/xcom/return.json is its metric."""
+    inputs = data.get("inputs", {})
+    pulled = {name: _env_text(_pull_template(task)) for name, task in inputs.items()}
+    step = replace(_step(data), inputs=inputs, env_templates=pulled)
+    spec = data["runtime"]["kubernetes"]
+    arguments = {
+        name: spec[key] for key, name in KUBERNETES_ARGUMENTS.items() if key in spec
+    }
+    env = {**spec.get("environment", {}), **step.bash_env}
+    if env:
+        arguments["env_vars"] = env
+    resources = spec.get("resources", {})
+    limits = dict(resources.get("limits", {}))
+    if "gpus" in spec:
+        limits[GPU_RESOURCE] = int(spec["gpus"])  # validate holds it whole
+    pod = KubernetesPod(
+        arguments=arguments,
+        requests=dict(resources.get("requests", {})),
+        limits=limits,
+        image_pull_secrets=tuple(spec.get("image_pull_secrets", ())),
+    )
+    return replace(step, pod=pod)
 
 
 def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:

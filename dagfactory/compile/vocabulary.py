@@ -71,6 +71,26 @@ RUNTIME_ARGUMENTS = (
     "venv_cache_path",
     "system_site_packages",
 )
+# A kubernetes runtime's keys that are KubernetesPodOperator arguments as they are
+# written, with the argument's name, in the order they are rendered (resources, gpus,
+# environment and image_pull_secrets are built by the spec).
+KUBERNETES_ARGUMENTS = {
+    "image": "image",
+    "namespace": "namespace",
+    "cmds": "cmds",
+    "arguments": "arguments",
+    "node_selector": "node_selector",
+    "tolerations": "tolerations",
+    "service_account": "service_account_name",
+    "image_pull_policy": "image_pull_policy",
+    "labels": "labels",
+    "annotations": "annotations",
+    "kubernetes_conn_id": "kubernetes_conn_id",
+    "in_cluster": "in_cluster",
+    "startup_timeout_seconds": "startup_timeout_seconds",
+}
+# The extended resource a GPU is requested as (NVIDIA's device plugin).
+GPU_RESOURCE = "nvidia.com/gpu"
 CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
 # Keys whose value is a ``module:function`` a task or Airflow imports.
 CALLABLE_KEYS = ("python_callable", *CALLBACK_KEYS)
@@ -182,9 +202,16 @@ def trainer_models(trainers: dict[str, Any]) -> list[dict[str, Any]]:
     return trainers["models"]
 
 
+def runs_kubernetes(step: dict[str, Any]) -> bool:
+    """Whether a step's runtime is a Kubernetes pod, whose image holds its command."""
+    runtime = step.get("runtime")
+    return isinstance(runtime, dict) and "kubernetes" in runtime
+
+
 def has_command(step: dict[str, Any]) -> bool:
-    """Whether a step (or the trainers group) names its own command."""
-    return "python_callable" in step or "bash_command" in step
+    """Whether a step (or the trainers group) names its own command: a kubernetes
+    runtime is one (its container's)."""
+    return "python_callable" in step or "bash_command" in step or runs_kubernetes(step)
 
 
 def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:

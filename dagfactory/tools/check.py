@@ -147,6 +147,7 @@ def check_folder(
                 "positional": reference.positional,
                 "optional": reference.optional,
                 "passes": reference.passes,
+                "install": reference.install,
             }
             for reference in references
         ]

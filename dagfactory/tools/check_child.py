@@ -107,7 +107,10 @@ def _probe(
         modules[module_name] = _import(module_name, folder, timeout)
     module = modules[module_name]
     if isinstance(module, tuple):
-        return [(*module, None)]
+        message, detail = module
+        if call.get("install"):  # a provider's module: what to install comes first
+            message = f"{call['install']}; {message}"
+        return [(message, detail, None)]
     if not hasattr(module, function_name):
         hint = _suggest(module, function_name)
         return [(f"{module_name} has no function {function_name!r}; {hint}", "", None)]
