@@ -248,3 +248,46 @@ def test_no_classifier_reaching_the_threshold_publishes_nothing(
     # have failed the run.
     assert result.pushed("save_best_model", "return_value") is None
     assert not (base / "published").exists()
+
+
+VIRTUALENV_VARIANT = ROOT / "examples" / "digits_classifiers_virtualenv.yaml"
+
+
+@pytest.mark.airflow
+def test_the_virtualenv_variant_trains_in_a_cached_virtualenv(
+    airflow_home, base, tmp_path, tmp_path_factory, monkeypatch
+):
+    """examples/'s variant, rendered as a user renders it, run once: Airflow builds the
+    virtualenv of its pinned scikit-learn for the first trainer, the others reuse it."""
+    cache = tmp_path_factory.mktemp("venv-cache")
+    monkeypatch.setenv("DAGFACTORY_VENV_CACHE", str(cache))
+    dags = tmp_path / "dags"
+    shutil.copytree(GENERATED / "ml_demo", dags / "ml_demo")
+    source = compiled(VIRTUALENV_VARIANT.read_text("utf-8"), str(VIRTUALENV_VARIANT))
+    assert f'venv_cache_path="{cache}"' in source.content
+    (dags / "digits_classifiers_virtualenv.py").write_text(source.content, "utf-8")
+
+    result = run_dag("digits_classifiers_virtualenv", dags, airflow_home)
+    assert result.succeeded, result.log_tail()
+    text = VIRTUALENV_VARIANT.read_text("utf-8")
+    config = yaml.safe_load(text.replace("!env ", ""))  # only the models are read
+    expected = {
+        f"classifiers.{model['task_id']}": expected_accuracy(**model["op_kwargs"])
+        for model in config["trainers"]["models"]
+    }
+    pushed = {
+        x.task_id: x.value
+        for x in result.xcoms
+        if x.key == "return_value" and x.task_id in expected
+    }
+    assert {task: value["accuracy"] for task, value in pushed.items()} == expected
+    best = max(expected, key=expected.__getitem__)
+    assert result.pushed("pick_best", "best_model")["task_id"] == best
+    assert rescored(base / "published" / "model.pkl") == expected[best]
+
+    (venv,) = cache.glob("venv-*")  # one virtualenv, with the pinned scikit-learn
+    assert list(venv.glob("lib/python*/site-packages/scikit_learn-1.9.1.dist-info"))
+    logs = {log.task_id: log.read() for log in result.task_logs}
+    assert all(f"will be cached in {venv}" in logs[task] for task in expected)
+    reused = [task for task in expected if "Reusing cached Python" in logs[task]]
+    assert len(reused) == len(expected) - 1, logs  # built once, by the first
