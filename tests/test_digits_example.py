@@ -285,7 +285,7 @@ def test_the_virtualenv_variant_trains_in_a_cached_virtualenv(
     assert result.pushed("pick_best", "best_model")["task_id"] == best
     assert rescored(base / "published" / "model.pkl") == expected[best]
 
-    (venv,) = cache.glob("venv-*")  # one virtualenv, with the pinned scikit-learn
+    (venv,) = [path for path in cache.glob("venv-*") if path.is_dir()]  # and its lock
     assert list(venv.glob("lib/python*/site-packages/scikit_learn-1.9.1.dist-info"))
     logs = {log.task_id: log.read() for log in result.task_logs}
     assert all(f"will be cached in {venv}" in logs[task] for task in expected)
