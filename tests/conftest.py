@@ -23,7 +23,10 @@ from dagfactory.compile import Compiled, compile_text
 
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="dagfactory-tests-airflow-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-# render keeps compiled templates in the user's cache folder: a private one for the suite.
+# The user's own cache folder, for what a test keeps between runs on purpose (the
+# MLflow test's virtualenvs): render keeps compiled templates in the user's cache
+# folder, so the suite gets a private one.
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dagfactory-tests-cache-")
 # Hypothesis keeps its examples under the directory pytest started in: not the checkout.
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="dagfactory-tests-hypothesis-"))

@@ -477,6 +477,9 @@ TEMPLATE_OWN_NAMES = {
     "chooser.on_pass.binding.name",
     "chooser.on_fail.binding.name",
     "publish.binding.name",
+    "registry.binding.name",
+    "registry.binding.comment",
+    "registry.operator",  # likewise, pipeline.operator_of
 }
 TEMPLATE_MACROS = re.compile(r"operator\([\w.\[\]]*\) \| continued$")
 

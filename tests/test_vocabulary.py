@@ -15,7 +15,7 @@ def _section(name: str) -> dict[str, Any]:
 def test_every_default_in_the_schema_is_the_vocabulary_default():
     stated = {
         (section, key): spec["default"]
-        for section in ("dag", "download", "trainers", "chooser", "publish")
+        for section in ("dag", "download", "trainers", "chooser", "publish", "registry")
         for key, spec in spec_schema()["properties"][section]
         .get("properties", {})
         .items()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagfactory.compile.checks_kubernetes import KUBERNETES_CHECKS
 from dagfactory.compile.checks_ml import ML_CHECKS
+from dagfactory.compile.checks_registry import REGISTRY_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.document import Document, as_mapping, walk
@@ -31,6 +32,7 @@ from dagfactory.compile.vocabulary import (
     CALLABLE_KEYS,
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
+    DEFAULT_REGISTRY_TASK_ID,
     DEFAULT_XCOM_KEY,
     LOGICAL_DATE_TEMPLATES,
     MAX_TRAINERS,
@@ -347,6 +349,12 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
             as_mapping(chooser.get(branch)).get("task_id"),
         )
     yield ("publish", "task_id"), as_mapping(data.get("publish")).get("task_id")
+    if "registry" in data:
+        registry = as_mapping(data.get("registry"))
+        yield (
+            ("registry", "task_id"),
+            registry.get("task_id", DEFAULT_REGISTRY_TASK_ID),
+        )
 
 
 def unique_ids(doc: Document) -> Iterator[Problem]:
@@ -387,4 +395,5 @@ CHECKS = (
     *ML_CHECKS,
     *RUNTIME_CHECKS,
     *KUBERNETES_CHECKS,
+    *REGISTRY_CHECKS,
 )

@@ -31,6 +31,30 @@ def _runtimes(trainers: dict[str, Any]) -> Iterator[tuple[SpecPath, dict[str, An
             yield ("trainers", "models", index, "runtime"), model["runtime"]
 
 
+def interpreter_problems(
+    doc: Document, path: SpecPath, runtime: dict[str, Any]
+) -> Iterator[Problem]:
+    """What is wrong with a runtime wherever it is written: a relative interpreter
+    path, or a virtualenv's keys beside an existing interpreter."""
+    python = runtime.get("python")
+    if isinstance(python, str) and not posixpath.isabs(python):
+        yield doc.error(
+            (*path, "python"),
+            f"{python!r} is not an absolute path; the worker runs it from any"
+            " folder: write the interpreter's full path, such as"
+            " /opt/envs/train/bin/python",
+        )
+    if "python" in runtime:
+        for key in ("venv_cache_path", "system_site_packages"):
+            if key in runtime:
+                yield doc.error(
+                    (*path, key),
+                    f"{key} is for a virtualenv built from requirements, not"
+                    " an existing python: remove it",
+                    key=True,
+                )
+
+
 def trainer_runtime(doc: Document) -> Iterator[Problem]:
     """A runtime only on python trainers, with an absolute interpreter path, the
     default XCom key, no inputs and no mapping (see the module's docstring)."""
@@ -51,23 +75,7 @@ def trainer_runtime(doc: Document) -> Iterator[Problem]:
                 key=True,
             )
             continue
-        python = runtime.get("python")
-        if isinstance(python, str) and not posixpath.isabs(python):
-            yield doc.error(
-                (*path, "python"),
-                f"{python!r} is not an absolute path; the worker runs it from any"
-                " folder: write the interpreter's full path, such as"
-                " /opt/envs/train/bin/python",
-            )
-        if "python" in runtime:
-            for key in ("venv_cache_path", "system_site_packages"):
-                if key in runtime:
-                    yield doc.error(
-                        (*path, key),
-                        f"{key} is for a virtualenv built from requirements, not"
-                        " an existing python: remove it",
-                        key=True,
-                    )
+        yield from interpreter_problems(doc, path, runtime)
         if trainers.get("xcom_key", DEFAULT_XCOM_KEY) != DEFAULT_XCOM_KEY:
             yield doc.error(
                 path,

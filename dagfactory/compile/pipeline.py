@@ -16,6 +16,16 @@ from dagfactory.compile.text import UserText
 from dagfactory.compile.vocabulary import DEFAULTS, as_text
 
 
+def operator_of(runtime: dict[str, Any]) -> str:
+    """The operator class that runs a helper in the interpreter ``runtime`` names: an
+    existing one, a virtualenv Airflow builds, or (no runtime) the worker's own."""
+    if "python" in runtime:
+        return "ExternalPythonOperator"
+    if "requirements" in runtime:
+        return "PythonVirtualenvOperator"
+    return "PythonOperator"
+
+
 @dataclass(frozen=True)
 class Binding:
     """The variable a task is bound to in the generated file.
@@ -89,11 +99,7 @@ class Step:
         """The operator class of a python step: the worker's, or another interpreter's."""
         if self.pod is not None:
             return "KubernetesPodOperator"
-        if "python" in self.runtime:
-            return "ExternalPythonOperator"
-        if "requirements" in self.runtime:
-            return "PythonVirtualenvOperator"
-        return "PythonOperator"
+        return operator_of(self.runtime)
 
     @property
     def binding_comment(self) -> str:
@@ -159,6 +165,7 @@ class Chooser:
     params: tuple[dict[str, Any], ...] = ()  # each trainer's op_kwargs, for the winner
     min_success: int | None = None  # set: rank those that succeeded, if this many did
     gated_publish: str | None = None  # publish's task id when it follows on_pass
+    gated_registry: str | None = None  # the registry task's id when it follows on_pass
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
@@ -197,9 +204,40 @@ class Chooser:
             "mode": self.mode,
             "threshold": self.threshold,
             "on_pass": [step.task_id for step in (self.on_pass,) if step is not None]
-            + ([self.gated_publish] if self.gated_publish else []),
+            + ([self.gated_publish] if self.gated_publish else [])
+            + ([self.gated_registry] if self.gated_registry else []),
             "on_fail": [self.on_fail.task_id] if self.on_fail else [],
         }
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The task that logs every trainer to MLflow and registers the winner (``_register``).
+
+    ``_register`` takes plain values only (what the tasks pushed arrives through
+    templates Airflow renders as JSON), so that it runs as well in another interpreter
+    (``runtime``) as in the worker's: the MLflow client need not share Airflow's.
+    """
+
+    task_id: str
+    op_kwargs: dict[str, Any]
+    binding: Binding
+    runtime: dict[str, Any] = field(default_factory=dict)  # RUNTIME_ARGUMENTS
+    settings: dict[str, Any] = field(default_factory=dict)  # OPERATOR_SETTINGS
+    gated: bool = False  # hangs off the threshold branch, as a gated publish does
+
+    @property
+    def operator(self) -> str:
+        return operator_of(self.runtime)
+
+    @property
+    def doc_md(self) -> str:
+        """What the task's page in Airflow's UI says it does."""
+        return UserText(
+            f"Logs every trainer to MLflow experiment `{self.op_kwargs['experiment']}`"
+            f" and registers the winner as `{self.op_kwargs['model_name']}`"
+            f" (alias `{self.op_kwargs['alias']}`)."
+        )
 
 
 @dataclass(frozen=True)
@@ -237,6 +275,7 @@ class Pipeline:
     chooser: Chooser
     publish: Step | None = None
     publish_gated: bool = False  # publish hangs off the threshold branch
+    registry: Registry | None = None
 
     @property
     def calls_steps(self) -> bool:
@@ -279,6 +318,8 @@ class Pipeline:
             used.add("BashOperator")
         if self.chooser.threshold is not None:
             used.add("BranchPythonOperator")
+        if self.registry is not None:
+            used.add(self.registry.operator)
         return used
 
     @property

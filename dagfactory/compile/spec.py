@@ -22,12 +22,15 @@ from dagfactory.compile.pipeline import (
     DagSettings,
     KubernetesPod,
     Pipeline,
+    Registry,
     Step,
     Trainers,
 )
 from dagfactory.compile.text import UserText
 from dagfactory.compile.vocabulary import (
     CALLBACK_KEYS,
+    DEFAULT_ALIAS,
+    DEFAULT_REGISTRY_TASK_ID,
     DEFAULTS,
     DURATION_KEYS,
     GPU_RESOURCE,
@@ -147,6 +150,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             else None
         ),
         gated_publish=data["publish"]["task_id"] if publish_gated(data) else None,
+        gated_registry=(
+            data["registry"].get("task_id", DEFAULT_REGISTRY_TASK_ID)
+            if "registry" in data and "threshold" in chooser
+            else None
+        ),
     )
     schedule = dag.get("schedule")
     return Pipeline(
@@ -186,6 +194,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             else None
         ),
         publish_gated=publish_gated(data),
+        registry=(
+            _registry(data, group, choose, bindings["registry"])
+            if "registry" in data
+            else None
+        ),
     )
 
 
@@ -208,6 +221,8 @@ def _bindings(data: dict[str, Any]) -> dict[str, Binding]:
             roles[branch] = chooser[branch]["task_id"]
     if "publish" in data:
         roles["publish"] = data["publish"]["task_id"]
+    if "registry" in data:
+        roles["registry"] = data["registry"].get("task_id", DEFAULT_REGISTRY_TASK_ID)
     taken = set(_TAKEN_NAMES)
     if isinstance(data["download"], list):
         taken.add("download")
@@ -382,3 +397,54 @@ def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:
         "push_key": push_key,
     }
     return replace(step, runner="_call_with_winner", runner_kwargs=kwargs)
+
+
+def _registry(
+    data: dict[str, Any], trainers: Trainers, chooser: Chooser, binding: Binding
+) -> Registry:
+    """The registry task: ``_register``'s arguments, what the tasks pushed among them as
+    templates Airflow renders to JSON (the winner, and each trainer's value in the
+    chooser's order, one pull each: Airflow 2 leaves out what a list pull misses)."""
+    registry, mlflow = data["registry"], data["registry"]["mlflow"]
+    if trainers.mapped_task_id:
+        task_ids = [
+            f"{trainers.pull_task_ids}[{i}]" for i in range(len(trainers.models))
+        ]
+        pulls = [
+            f"ti.xcom_pull(task_ids='{trainers.pull_task_ids}',"
+            f" key='{trainers.xcom_key}', map_indexes={index})"
+            for index in range(len(trainers.models))
+        ]
+    else:
+        task_ids = trainers.task_ids
+        pulls = [_pull_template(task_id, trainers.xcom_key) for task_id in task_ids]
+    winner = _pull_template(chooser.task_id, chooser.push_key)
+    return Registry(
+        task_id=registry.get("task_id", DEFAULT_REGISTRY_TASK_ID),
+        op_kwargs={
+            "tracking_uri": mlflow.get("tracking_uri"),
+            "experiment": mlflow.get("experiment", data["dag"]["dag_id"]),
+            "model_name": mlflow["model_name"],
+            "alias": mlflow.get("alias", DEFAULT_ALIAS),
+            "only_if_better": mlflow.get("only_if_better", False),
+            "metric": chooser.metric,
+            "mode": chooser.mode,
+            "xcom_key": trainers.xcom_key,
+            "dag_id": data["dag"]["dag_id"],
+            "run_id": "{{ run_id }}",
+            "task_ids": [UserText(task_id) for task_id in task_ids],
+            "params": list(chooser.params),
+            "results": UserText(f"{{{{ [{', '.join(pulls)}] | tojson }}}}"),
+            "winner": UserText(f"{{{{ {winner} | tojson }}}}"),
+        },
+        binding=binding,
+        runtime={
+            key: registry["runtime"][key]
+            for key in RUNTIME_ARGUMENTS
+            if key in registry.get("runtime", {})
+        },
+        settings=_with_durations(
+            {key: registry[key] for key in OPERATOR_SETTINGS if key in registry}
+        ),
+        gated="threshold" in data["chooser"],
+    )

@@ -26,11 +26,15 @@ DEFAULTS: dict[tuple[str, str], Any] = {
     ("chooser", "mode"): "max",
     ("chooser", "push_key"): "best_model",
     ("chooser", "branch_task_id"): "check_threshold",
+    ("registry", "task_id"): "register_model",
 }
 DEFAULT_XCOM_KEY = DEFAULTS["trainers", "xcom_key"]
 DEFAULT_TASK_ID_PATTERN = DEFAULTS["trainers", "task_id_pattern"]
 DEFAULT_MAPPED_TASK_ID = DEFAULTS["trainers", "mapped_task_id"]
 DEFAULT_BRANCH_TASK_ID = DEFAULTS["chooser", "branch_task_id"]
+DEFAULT_REGISTRY_TASK_ID = DEFAULTS["registry", "task_id"]
+# The alias registry.mlflow moves to each version it registers.
+DEFAULT_ALIAS = "champion"
 
 # A count or matrix far larger would make a file no scheduler can load.
 MAX_TRAINERS = 10_000

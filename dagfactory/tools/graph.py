@@ -2,8 +2,9 @@
 
 The layout follows the order Airflow runs the tasks in, one column per stage: the
 download task(s), the trainers' TaskGroup (one box per trainer, or one box for a mapped
-trainer), the chooser, then the threshold branch and the publish task, then the branch's
-follow-ups (publish among them when it waits for the threshold: ``publish.when``). The SVG is written by hand (no graph library, no fonts to measure): a
+trainer), the chooser, then the threshold branch and the publish and registry tasks,
+then the branch's follow-ups (publish among them when it waits for the threshold:
+``publish.when``; the registry task when there is a threshold). The SVG is written by hand (no graph library, no fonts to measure): a
 monospace font makes text widths predictable.
 """
 
@@ -116,6 +117,20 @@ def layout(pipeline: Pipeline) -> Layout:
         else:
             after_chooser.append(publish)
             edges.append((choose, publish))
+    if pipeline.registry is not None:
+        registry = pipeline.registry
+        mlflow = Node(
+            "registry",
+            registry.task_id,
+            _shorten(f"MLflow: {registry.op_kwargs['model_name']}"),
+            "follow_up",
+        )
+        if registry.gated:  # it registers only a winner that passes
+            outcomes.append(mlflow)
+            edges.append((branch, mlflow))
+        else:
+            after_chooser.append(mlflow)
+            edges.append((choose, mlflow))
     if after_chooser:
         columns.append(after_chooser)
     if outcomes:
