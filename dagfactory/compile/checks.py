@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dagfactory.compile.checks_docker import DOCKER_CHECKS
 from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
@@ -35,6 +36,7 @@ from dagfactory.compile.vocabulary import (
     MAX_TRAINERS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
+    docker_of,
     has_command,
     is_duration_text,
     matrix_size,
@@ -263,7 +265,11 @@ def trainer_commands(doc: Document) -> Iterator[Problem]:
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
-        if not group_command and not has_command(model):
+        if (
+            not group_command
+            and not has_command(model)
+            and docker_of(model, trainers) is None
+        ):
             where = (
                 ("trainers", "models", index) if "models" in trainers else ("trainers",)
             )
@@ -385,4 +391,5 @@ CHECKS = (
     every_value,
     *ML_CHECKS,
     *RUNTIME_CHECKS,
+    *DOCKER_CHECKS,
 )

@@ -40,6 +40,30 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class DockerRun:
+    """A trainer run in a Docker container by the generated ``_DockerTrainer``.
+
+    ``arguments`` are DockerOperator's own (image, command, network_mode, docker_url,
+    user, mem_limit, auto_remove...), rendered as written; ``environment`` the
+    container's variables (the runtime's, then the trainer's op_kwargs as text and its
+    inputs as templates Airflow renders); ``mounts`` docker.types.Mount keywords;
+    ``gpus`` a DeviceRequest's count (-1: every GPU) or None.
+    """
+
+    arguments: dict[str, Any]
+    environment: dict[str, str]
+    metric_key: str
+    mounts: tuple[dict[str, Any], ...] = ()
+    gpus: int | None = None
+
+    @property
+    def types(self) -> list[str]:
+        """The classes of docker.types the operator's arguments use, sorted."""
+        used = ["DeviceRequest"] if self.gpus is not None else []
+        return used + (["Mount"] if self.mounts else [])
+
+
+@dataclass(frozen=True)
 class Step:
     """A task running a bash command, or a generated helper (``runner``) that calls user code.
 
@@ -61,6 +85,7 @@ class Step:
     )  # bash: pulled at run time
     # A trainer run in another interpreter: its operator's arguments (RUNTIME_ARGUMENTS)
     runtime: dict[str, Any] = field(default_factory=dict)
+    docker: DockerRun | None = None  # a trainer run in a Docker container
 
     @property
     def operator(self) -> str:
@@ -78,6 +103,10 @@ class Step:
     @property
     def doc_md(self) -> str | None:
         """What the task's page in Airflow's UI says it runs (its operator runs a helper)."""
+        if self.docker is not None:
+            return UserText(
+                f"Runs the image `{self.docker.arguments['image']}` in Docker."
+            )
         if self.python_callable is None:
             return None
         return UserText(f"Calls `{self.python_callable}`.")
@@ -246,7 +275,11 @@ class Pipeline:
         """The operator classes the DAG file needs to import."""
         steps = [*self.steps, *self.trainers.models]
         used = {"PythonOperator"}
-        used.update(step.operator for step in steps if step.bash_command is None)
+        used.update(
+            step.operator
+            for step in steps
+            if step.bash_command is None and step.docker is None
+        )
         if any(step.bash_command is not None for step in steps):
             used.add("BashOperator")
         if self.chooser.threshold is not None:
@@ -275,6 +308,16 @@ class Pipeline:
     def trainers_elsewhere(self) -> bool:
         """Whether a trainer runs in another interpreter (``_train_elsewhere``)."""
         return any(model.runtime for model in self.trainers.models)
+
+    @property
+    def docker_trainers(self) -> list[DockerRun]:
+        """The docker runs of the trainers in Docker (``_DockerTrainer``)."""
+        return [m.docker for m in self.trainers.models if m.docker is not None]
+
+    @property
+    def docker_types(self) -> list[str]:
+        """The classes of docker.types the trainers in Docker use, sorted."""
+        return sorted({name for run in self.docker_trainers for name in run.types})
 
     @property
     def python_steps(self) -> bool:

@@ -20,6 +20,7 @@ from dagfactory.compile.pipeline import (
     Binding,
     Chooser,
     DagSettings,
+    DockerRun,
     Pipeline,
     Step,
     Trainers,
@@ -28,11 +29,16 @@ from dagfactory.compile.text import UserText
 from dagfactory.compile.vocabulary import (
     CALLBACK_KEYS,
     DEFAULTS,
+    DOCKER_ARGUMENTS,
+    DOCKER_AUTO_REMOVE,
+    DOCKER_ENVIRONMENT,
     DURATION_KEYS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
     RUNTIME_ARGUMENTS,
     WINNER_FIELDS,
+    as_text,
+    docker_of,
     has_command,
     is_duration_text,
     min_success_count,
@@ -62,6 +68,10 @@ _TAKEN_NAMES = frozenset(
         "Param",
         "TaskGroup",
         "AirflowFailException",
+        "DockerOperator",
+        "DeviceRequest",
+        "Mount",
+        "json",
         "trainers",
         *dir(builtins),
     }
@@ -240,6 +250,10 @@ def _with_group_defaults(
     if "bash_command" in model:  # the group's runtime is for its python trainers
         merged.pop("runtime", None)
     merged.update(model)
+    if docker_of(model, defaults) is not None:  # runs its image's command
+        for key in ("python_callable", "bash_command"):
+            if key not in model:
+                merged.pop(key, None)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
     merged["inputs"] = {**defaults["inputs"], **model.get("inputs", {})}
     return merged
@@ -306,6 +320,9 @@ def _env_text(expression: str) -> UserText:
 def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
     """A trainer; its ``inputs`` (download results) become keyword arguments pulled by
     ``_train`` (python) or environment variables Airflow renders (bash)."""
+    docker = docker_of(data, {})
+    if docker is not None:
+        return _docker_trainer(data, docker, xcom_key)
     if "runtime" in data and "python_callable" in data:
         return _trainer_elsewhere(data)
     trainer = _step(data, "_train", metric_key=xcom_key)
@@ -327,6 +344,48 @@ def _trainer_elsewhere(data: dict[str, Any]) -> Step:
     runtime = data["runtime"]
     arguments = {key: runtime[key] for key in RUNTIME_ARGUMENTS if key in runtime}
     return replace(step, runtime=arguments)
+
+
+def _docker_trainer(
+    data: dict[str, Any], docker: dict[str, Any], xcom_key: str
+) -> Step:
+    """A trainer run in a Docker container by ``_DockerTrainer``, which pushes the JSON
+    of its last line of output under ``xcom_key``. Its op_kwargs (as text) and inputs
+    (pulled when it runs, as bash trainers take them) are environment variables."""
+    step = _step(data)
+    inputs = data.get("inputs", {})
+    environment = {
+        **DOCKER_ENVIRONMENT,
+        **{
+            name: UserText(as_text(value))
+            for name, value in docker.get("environment", {}).items()
+        },
+        **step.bash_env,
+        **{name: _env_text(_pull_template(task)) for name, task in inputs.items()},
+    }
+    arguments = {
+        "image": docker["image"],
+        **{key: docker[key] for key in DOCKER_ARGUMENTS if key in docker},
+        "auto_remove": docker.get("auto_remove", DOCKER_AUTO_REMOVE),
+    }
+    mounts = tuple(
+        {
+            "target": mount["target"],
+            "source": mount["source"],
+            "type": mount.get("type", "bind"),
+            "read_only": mount.get("read_only", False),
+        }
+        for mount in docker.get("mounts", ())
+    )
+    gpus = docker.get("gpus")
+    run = DockerRun(
+        arguments=arguments,
+        environment=environment,
+        metric_key=xcom_key,
+        mounts=mounts,
+        gpus=-1 if gpus == "all" else gpus,
+    )
+    return replace(step, runner="", runner_kwargs={}, inputs=inputs, docker=run)
 
 
 def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:

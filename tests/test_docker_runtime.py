@@ -1,0 +1,194 @@
+"""Trainers in a Docker container: what ``runtime: {docker: ...}`` renders, the configs
+validate refuses with the line to fix, and one DAG run for real (a Docker daemon, an
+image built here, Airflow) where the container's metric reaches the chooser and wins."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+
+import pytest
+from test_render import assert_ruff_clean
+from test_runtime import assert_refused, operator_calls
+
+from conftest import VALID, compiled
+from dagfactory.tools.run import run_dag
+from docker_host import daemon, trainer_image
+
+IMAGE = "registry.example.com/team/trainer:1.4"
+DOCKER = VALID.replace(
+    "      op_kwargs: {depth: 3}\n",
+    "      op_kwargs: {depth: 3}\n"
+    "      inputs: {rows: fetch}\n"
+    "      runtime:\n"
+    "        docker:\n"
+    f"          image: {IMAGE}\n"
+    "          command: [python3, /app/train.py]\n"
+    "          environment: {SEED: 7, PYTHONUNBUFFERED: 0}\n"
+    "          mounts: [{source: /data, target: /data, read_only: true}]\n"
+    "          gpus: 2\n"
+    "          network_mode: none\n",
+)
+
+# The contract's example entrypoint (docs/how-to/docker-trainers.md), with a bind
+# mount's file and /.dockerenv (which Docker puts in every container) read as proof.
+ENTRYPOINT = """\
+import json
+import os
+import sys
+
+depth = int(os.environ["depth"])  # an op_kwargs value, as text
+rows = json.loads(os.environ["rows"])  # what the download returned (inputs)
+scale = float(open("/data/scale.txt").read())  # a mount
+print(f"training depth={depth} on {rows}", file=sys.stderr)  # logs: any time before
+accuracy = 1 - 1 / (depth * sum(rows) * scale)
+print(json.dumps({"accuracy": accuracy, "artifact": os.path.exists("/.dockerenv")}))
+"""
+
+TRAIN = """\
+def in_worker(depth):
+    return {"accuracy": 0.5, "artifact": "worker"}
+"""
+
+CONFIG = """\
+dag:
+  dag_id: docker_trainers
+  start_date: 2024-01-01
+download:
+  task_id: fetch
+  bash_command: echo '[1, 2, 3]'
+trainers:
+  group_id: train
+  python_callable: docker_demo.train:in_worker
+  models:
+    - task_id: worker
+      op_kwargs: {{depth: 1}}
+    - task_id: container
+      op_kwargs: {{depth: 4}}
+      inputs: {{rows: fetch}}
+      runtime:
+        docker:
+          image: {image}
+          command: [python3, /app/train.py]
+          mounts: [{{source: {data}, target: /data, read_only: true}}]
+          network_mode: none
+chooser:
+  task_id: choose
+  metric: accuracy
+"""
+
+
+def test_a_docker_runtime_renders_a_docker_trainer(tmp_path):
+    source = compiled(DOCKER).content
+    calls = operator_calls(source)
+    assert calls["a"]["operator"] == "PythonOperator"  # the group's python trainer
+    b = calls["b"]
+    assert b["operator"] == "_DockerTrainer"
+    assert b["image"] == repr(IMAGE)
+    assert b["command"] == "['python3', '/app/train.py']"
+    assert b["network_mode"] == "'none'"
+    assert b["auto_remove"] == "'success'"
+    assert b["mount_tmp_dir"] == "False"
+    assert b["metric_key"] == "'score'"
+    assert "python_callable" not in b  # it runs the image's command
+    environment = ast.literal_eval(b["environment"])
+    assert environment["PYTHONUNBUFFERED"] == "0"  # the runtime's wins
+    assert environment["SEED"] == "7"
+    assert environment["depth"] == "3"
+    assert "ti.xcom_pull(task_ids='fetch')" in environment["rows"]
+    assert b["mounts"] == (
+        "[Mount(target='/data', source='/data', type='bind', read_only=True)]"
+    )
+    assert b["device_requests"] == "[DeviceRequest(count=2, capabilities=[['gpu']])]"
+    assert "from docker.types import DeviceRequest, Mount" in source
+    assert (
+        "from airflow.providers.docker.operators.docker import DockerOperator" in source
+    )
+    (tmp_path / "docker_dag.py").write_text(source)
+    assert_ruff_clean(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("replacement", "problem"),
+    [
+        (
+            (IMAGE, "Team/Trainer:1.4"),
+            "c.yaml:18:18: error: trainers.models[1].runtime.docker.image:"
+            " 'Team/Trainer:1.4' is not an image reference Docker accepts;"
+            " repository names are lowercase: 'team/trainer:1.4'?",
+        ),
+        (
+            (IMAGE, "trainer:1.4 --rm"),
+            "trainers.models[1].runtime.docker.image: 'trainer:1.4 --rm' is not an"
+            " image reference",
+        ),
+        (
+            ("  group_id: train\n", "  group_id: train\n  mapped: true\n"),
+            "error: trainers.mapped: mapped trainers all run in the worker's"
+            " interpreter, not in Docker",
+        ),
+        (
+            ("      op_kwargs: {depth: 3}\n", "      bash_command: echo 1\n"),
+            "c.yaml:14:7: error: trainers.models[1].bash_command: this trainer runs in"
+            " Docker, where its image's command prints the metric: remove"
+            " bash_command, or the docker runtime",
+        ),
+        (
+            ("        docker:\n", "        venv_cache_path: /v\n        docker:\n"),
+            "trainers.models[1].runtime",
+        ),
+        (("          gpus: 2\n", "          gpus: 0\n"), "runtime.docker.gpus"),
+    ],
+)
+def test_validate_refuses_a_docker_runtime_it_cannot_honour(replacement, problem):
+    assert_refused(DOCKER, replacement, problem)
+
+
+def test_a_groups_docker_runtime_needs_no_python_callable():
+    config = VALID.replace(
+        "  python_callable: pkg.models:train\n",
+        f"  runtime: {{docker: {{image: {IMAGE}}}}}\n",
+    ).replace("  xcom_key: score\n", "")
+    calls = operator_calls(compiled(config).content)
+    assert {calls[t]["operator"] for t in "ab"} == {"_DockerTrainer"}
+    assert "def _train(" not in compiled(config).content
+
+
+@pytest.fixture(scope="module")
+def docker_image(tmp_path_factory) -> str:
+    """A Docker daemon (started here when none answers) and the trainer image."""
+    with daemon(tmp_path_factory.mktemp("dockerd") / "dockerd.log"):
+        yield trainer_image(ENTRYPOINT)
+
+
+@pytest.mark.airflow
+def test_a_trainer_in_docker_reports_its_metric_to_the_chooser(tmp_path, docker_image):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "scale.txt").write_text("2\n")
+    dags = tmp_path / "dags"
+    (dags / "docker_demo").mkdir(parents=True)
+    (dags / "docker_demo" / "__init__.py").write_text("")
+    (dags / "docker_demo" / "train.py").write_text(TRAIN)
+    config = CONFIG.format(image=docker_image, data=data)
+    (dags / "docker_trainers.py").write_text(compiled(config).content)
+    result = run_dag("docker_trainers", dags, tmp_path / "home")
+    assert result.succeeded, result.log[-3000:]
+    pushed = {x.task_id: x.value for x in result.xcoms if x.key == "return_value"}
+    # 1 - 1 / (depth 4 * sum [1, 2, 3] * scale 2), parsed from the container's JSON
+    assert pushed["train.container"] == {
+        "accuracy": pytest.approx(1 - 1 / 48),
+        "artifact": True,
+    }
+    assert pushed["train.worker"] == {"accuracy": 0.5, "artifact": "worker"}
+    winner = {x.task_id: x.value for x in result.xcoms if x.key == "best_model"}
+    assert winner["choose"]["task_id"] == "train.container"
+    assert winner["choose"]["artifact"] is True  # it ran in a container
+    assert winner["choose"]["params"] == {"depth": 4}
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"ancestor={docker_image}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout == ""  # auto_remove="success" removed the container
