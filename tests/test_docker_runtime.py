@@ -11,7 +11,8 @@ import pytest
 from test_render import assert_ruff_clean
 from test_runtime import assert_refused, operator_calls
 
-from conftest import VALID, compiled
+from conftest import VALID, compiled, dagfactory
+from dagfactory.tools import check_child
 from dagfactory.tools.run import run_dag
 from docker_host import daemon, trainer_image
 
@@ -192,3 +193,56 @@ def test_a_trainer_in_docker_reports_its_metric_to_the_chooser(tmp_path, docker_
         check=True,
     )
     assert left.stdout == ""  # auto_remove="success" removed the container
+
+
+GPU_CONFIG = """\
+dag:
+  dag_id: on_gpus
+  start_date: 2024-01-01
+download:
+  task_id: fetch
+  bash_command: echo ready
+trainers:
+  group_id: train
+  runtime:
+    docker:
+      image: {image}
+      command: [python3, /app/train.py]
+      gpus: 1
+  models:
+    - task_id: a
+chooser:
+  task_id: choose
+"""
+
+
+def test_check_names_the_provider_a_runtime_needs_when_it_is_missing(tmp_path):
+    missing = "airflow.providers.singularity.operators.singularity"
+    message, _ = check_child._import(missing, str(tmp_path), 120.0)
+    assert message == (
+        f"cannot import {missing}: the provider apache-airflow-providers-singularity"
+        " is not installed in this Airflow; install it where the DAG runs (pip install"
+        " apache-airflow-providers-singularity, or dagfactory's extra that pins it,"
+        " such as 'dagfactory[singularity]')"
+    )
+
+
+@pytest.mark.airflow
+def test_check_reports_gpus_the_docker_daemon_cannot_give(tmp_path, docker_image):
+    """This daemon has no nvidia runtime: check says so at the gpus line, where the
+    DockerOperator of the installed provider took every other argument."""
+    (tmp_path / "configs").mkdir()
+    config = GPU_CONFIG.format(image=docker_image)
+    (tmp_path / "configs" / "on_gpus.yaml").write_text(config)
+    assert dagfactory("render", cwd=tmp_path).returncode == 0
+    checked = dagfactory("check", cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stdout.split() == ["ok", "generated_dags/on_gpus.py", "on_gpus"]
+    problems = [line for line in checked.stderr.splitlines() if ": error: " in line]
+    assert problems == [
+        "configs/on_gpus.yaml:13:13: error: trainers.runtime.docker.gpus: the Docker"
+        " daemon at unix://var/run/docker.sock cannot give a container GPUs: its"
+        " runtimes are io.containerd.runc.v2, io.containerd.runtime.v1.linux, runc,"
+        " not nvidia; install the NVIDIA Container Toolkit on that host (nvidia-ctk"
+        " runtime configure --runtime=docker), or remove gpus"
+    ]

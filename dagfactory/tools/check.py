@@ -147,6 +147,7 @@ def check_folder(
                 "positional": reference.positional,
                 "optional": reference.optional,
                 "passes": reference.passes,
+                "gpu_daemon": reference.gpu_daemon,
             }
             for reference in references
         ]
