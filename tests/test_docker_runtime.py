@@ -5,13 +5,14 @@ image built here, Airflow) where the container's metric reaches the chooser and 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 
 import pytest
 from test_render import assert_ruff_clean
 from test_runtime import assert_refused, operator_calls
 
-from conftest import VALID, compiled, dagfactory
+from conftest import ROOT, VALID, compiled, dagfactory
 from dagfactory.tools import check_child
 from dagfactory.tools.run import run_dag
 from docker_host import daemon, trainer_image
@@ -31,20 +32,8 @@ DOCKER = VALID.replace(
     "          network_mode: none\n",
 )
 
-# The contract's example entrypoint (docs/how-to/docker-trainers.md), with a bind
-# mount's file and /.dockerenv (which Docker puts in every container) read as proof.
-ENTRYPOINT = """\
-import json
-import os
-import sys
-
-depth = int(os.environ["depth"])  # an op_kwargs value, as text
-rows = json.loads(os.environ["rows"])  # what the download returned (inputs)
-scale = float(open("/data/scale.txt").read())  # a mount
-print(f"training depth={depth} on {rows}", file=sys.stderr)  # logs: any time before
-accuracy = 1 - 1 / (depth * sum(rows) * scale)
-print(json.dumps({"accuracy": accuracy, "artifact": os.path.exists("/.dockerenv")}))
-"""
+# The contract's example entrypoint, which docs/how-to/docker-trainers.md shows.
+ENTRYPOINT = ROOT / "examples" / "docker" / "entrypoint.py"
 
 TRAIN = """\
 def in_worker(depth):
@@ -71,7 +60,7 @@ trainers:
         docker:
           image: {image}
           command: [python3, /app/train.py]
-          mounts: [{{source: {data}, target: /data, read_only: true}}]
+          mounts: [{{source: {models}, target: /models}}]
           network_mode: none
 chooser:
   task_id: choose
@@ -159,32 +148,32 @@ def test_a_groups_docker_runtime_needs_no_python_callable():
 def docker_image(tmp_path_factory) -> str:
     """A Docker daemon (started here when none answers) and the trainer image."""
     with daemon(tmp_path_factory.mktemp("dockerd") / "dockerd.log"):
-        yield trainer_image(ENTRYPOINT)
+        yield trainer_image(ENTRYPOINT.read_text())
 
 
 @pytest.mark.airflow
 def test_a_trainer_in_docker_reports_its_metric_to_the_chooser(tmp_path, docker_image):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "scale.txt").write_text("2\n")
+    models = tmp_path / "models"
+    models.mkdir()
     dags = tmp_path / "dags"
     (dags / "docker_demo").mkdir(parents=True)
     (dags / "docker_demo" / "__init__.py").write_text("")
     (dags / "docker_demo" / "train.py").write_text(TRAIN)
-    config = CONFIG.format(image=docker_image, data=data)
+    config = CONFIG.format(image=docker_image, models=models)
     (dags / "docker_trainers.py").write_text(compiled(config).content)
     result = run_dag("docker_trainers", dags, tmp_path / "home")
     assert result.succeeded, result.log[-3000:]
     pushed = {x.task_id: x.value for x in result.xcoms if x.key == "return_value"}
-    # 1 - 1 / (depth 4 * sum [1, 2, 3] * scale 2), parsed from the container's JSON
+    # 1 - 1 / (depth 4 * sum [1, 2, 3]), parsed from the container's JSON
     assert pushed["train.container"] == {
-        "accuracy": pytest.approx(1 - 1 / 48),
-        "artifact": True,
+        "accuracy": pytest.approx(1 - 1 / 24),
+        "artifact": "/models/depth_4.json",
     }
+    # written in the container, on the mount
+    assert json.loads((models / "depth_4.json").read_text()) == {"depth": 4}
     assert pushed["train.worker"] == {"accuracy": 0.5, "artifact": "worker"}
     winner = {x.task_id: x.value for x in result.xcoms if x.key == "best_model"}
     assert winner["choose"]["task_id"] == "train.container"
-    assert winner["choose"]["artifact"] is True  # it ran in a container
     assert winner["choose"]["params"] == {"depth": 4}
     left = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"ancestor={docker_image}"],
@@ -246,3 +235,17 @@ def test_check_reports_gpus_the_docker_daemon_cannot_give(tmp_path, docker_image
         " not nvidia; install the NVIDIA Container Toolkit on that host (nvidia-ctk"
         " runtime configure --runtime=docker), or remove gpus"
     ]
+
+
+def test_the_digits_example_in_docker_runs_its_four_trainers_in_docker():
+    """examples/docker (outside configs/, which the compatibility run renders on
+    Airflows without the docker provider): the same pipeline, trainers in Docker."""
+    variant = ROOT / "examples" / "docker" / "digits_classifiers_docker.yaml"
+    calls = operator_calls(compiled(variant.read_text()).content)
+    trainers = {task: call for task, call in calls.items() if "image" in call}
+    assert sorted(trainers) == ["knn", "logistic_regression", "random_forest", "svc"]
+    for call in trainers.values():
+        assert call["operator"] == "_DockerTrainer"
+        assert call["metric_key"] == "'scores'"
+        assert call["network_mode"] == "'none'"
+    assert calls["prepare_data"]["operator"] == "PythonOperator"
