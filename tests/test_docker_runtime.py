@@ -14,6 +14,7 @@ from test_runtime import assert_refused, operator_calls
 
 from conftest import ROOT, VALID, compiled, dagfactory
 from dagfactory.tools import check_child
+from dagfactory.tools.graph import layout
 from dagfactory.tools.run import run_dag
 from docker_host import daemon, trainer_image
 
@@ -134,14 +135,21 @@ def test_validate_refuses_a_docker_runtime_it_cannot_honour(replacement, problem
     assert_refused(DOCKER, replacement, problem)
 
 
-def test_a_groups_docker_runtime_needs_no_python_callable():
+def test_a_groups_docker_runtime_needs_no_python_callable(tmp_path):
     config = VALID.replace(
         "  python_callable: pkg.models:train\n",
         f"  runtime: {{docker: {{image: {IMAGE}}}}}\n",
-    ).replace("  xcom_key: score\n", "")
-    calls = operator_calls(compiled(config).content)
+    ).replace("  task_id: choose\n", "  task_id: choose\n  min_success: 1\n")
+    result = compiled(config)
+    calls = operator_calls(result.content)
     assert {calls[t]["operator"] for t in "ab"} == {"_DockerTrainer"}
-    assert "def _train(" not in compiled(config).content
+    assert "def _train(" not in result.content
+    # a failed container leaves its error for the chooser, as a python trainer does
+    assert 'context["ti"].xcom_push(key="dagfactory_error"' in result.content
+    (tmp_path / "group_docker.py").write_text(result.content)
+    assert_ruff_clean(tmp_path)
+    details = {node.title: node.detail for node in layout(result.pipeline).columns[1]}
+    assert details == {"a": f"docker: {IMAGE}", "b": f"docker: {IMAGE}"}
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +213,9 @@ chooser:
 """
 
 
+@pytest.mark.airflow
 def test_check_names_the_provider_a_runtime_needs_when_it_is_missing(tmp_path):
+    """A real import of a provider not installed here, in the installed Airflow."""
     missing = "airflow.providers.singularity.operators.singularity"
     message, _ = check_child._import(missing, str(tmp_path), 120.0)
     assert message == (

@@ -89,7 +89,10 @@ class Step:
 
     @property
     def operator(self) -> str:
-        """The operator class of a python step: the worker's, or another interpreter's."""
+        """The operator class of a python step: the worker's, or another interpreter's;
+        a trainer in Docker's is the generated file's own."""
+        if self.docker is not None:
+            return "_DockerTrainer"
         if "python" in self.runtime:
             return "ExternalPythonOperator"
         if "requirements" in self.runtime:
