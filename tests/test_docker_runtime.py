@@ -91,7 +91,7 @@ def test_a_docker_runtime_renders_a_docker_trainer(tmp_path):
         "[Mount(target='/data', source='/data', type='bind', read_only=True)]"
     )
     assert b["device_requests"] == "[DeviceRequest(count=2, capabilities=[['gpu']])]"
-    assert "from docker.types import DeviceRequest, Mount" in source
+    assert "from docker.types import (\n    DeviceRequest,\n    Mount,\n)" in source
     assert (
         "from airflow.providers.docker.operators.docker import DockerOperator" in source
     )
