@@ -141,8 +141,13 @@ def test_a_groups_runtime_leaves_bash_trainers_in_the_worker(tmp_path):
     ],
 )
 def test_validate_refuses_a_runtime_it_cannot_honour(replacement, problem):
+    assert_refused(ELSEWHERE, replacement, problem)
+
+
+def assert_refused(config: str, replacement: tuple[str, str], problem: str) -> None:
+    """``config`` with one replacement made is refused, with ``problem`` in a line."""
     old, new = replacement
-    assert old in ELSEWHERE
-    problems = compile_yaml(ELSEWHERE.replace(old, new))
+    assert old in config
+    problems = compile_yaml(config.replace(old, new))
     assert isinstance(problems, list)
     assert any(problem in line for line in problems), problems

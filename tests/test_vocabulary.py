@@ -51,3 +51,9 @@ def test_duration_keys_are_durations_in_the_schema():
 
 def test_callbacks_are_dag_keys():
     assert set(vocabulary.CALLBACK_KEYS) <= set(_section("dag"))
+
+
+def test_the_docker_runtime_keys_and_default_are_the_schemas():
+    docker = spec_schema()["$defs"]["docker_runtime"]["properties"]
+    assert set(vocabulary.DOCKER_ARGUMENTS) <= set(docker)
+    assert docker["auto_remove"]["default"] == vocabulary.DOCKER_AUTO_REMOVE

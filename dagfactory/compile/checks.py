@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dagfactory.compile.checks_docker import DOCKER_CHECKS
 from dagfactory.compile.checks_kubernetes import KUBERNETES_CHECKS
 from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.checks_registry import REGISTRY_CHECKS
@@ -38,6 +39,7 @@ from dagfactory.compile.vocabulary import (
     MAX_TRAINERS,
     OPERATOR_SETTINGS,
     PARAM_KEYWORDS,
+    docker_of,
     has_command,
     is_duration_text,
     matrix_size,
@@ -266,7 +268,11 @@ def trainer_commands(doc: Document) -> Iterator[Problem]:
     for index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
-        if not group_command and not has_command(model):
+        if (
+            not group_command
+            and not has_command(model)
+            and docker_of(model, trainers) is None
+        ):
             where = (
                 ("trainers", "models", index) if "models" in trainers else ("trainers",)
             )
@@ -396,4 +402,5 @@ CHECKS = (
     *RUNTIME_CHECKS,
     *KUBERNETES_CHECKS,
     *REGISTRY_CHECKS,
+    *DOCKER_CHECKS,
 )

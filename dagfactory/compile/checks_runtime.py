@@ -61,6 +61,8 @@ def trainer_runtime(doc: Document) -> Iterator[Problem]:
     trainers = as_mapping(doc.data.get("trainers"))
     models = [as_mapping(model) for model in doc.trainer_models]
     for path, runtime in _runtimes(trainers):
+        if "docker" in runtime:  # its own rules: checks_docker
+            continue
         own = path[1] == "models"
         model = models[path[2]] if own and path[2] < len(models) else {}
         if (

@@ -70,6 +70,30 @@ class KubernetesPod:
 
 
 @dataclass(frozen=True)
+class DockerRun:
+    """A trainer run in a Docker container by the generated ``_DockerTrainer``.
+
+    ``arguments`` are DockerOperator's own (image, command, network_mode, docker_url,
+    user, mem_limit, auto_remove...), rendered as written; ``environment`` the
+    container's variables (the runtime's, then the trainer's op_kwargs as text and its
+    inputs as templates Airflow renders); ``mounts`` docker.types.Mount keywords;
+    ``gpus`` a DeviceRequest's count (-1: every GPU) or None.
+    """
+
+    arguments: dict[str, Any]
+    environment: dict[str, str]
+    metric_key: str
+    mounts: tuple[dict[str, Any], ...] = ()
+    gpus: int | None = None
+
+    @property
+    def types(self) -> list[str]:
+        """The classes of docker.types the operator's arguments use, sorted."""
+        used = ["DeviceRequest"] if self.gpus is not None else []
+        return used + (["Mount"] if self.mounts else [])
+
+
+@dataclass(frozen=True)
 class Step:
     """A task running a bash command, or a generated helper (``runner``) that calls user code.
 
@@ -93,12 +117,16 @@ class Step:
     runtime: dict[str, Any] = field(default_factory=dict)
     # A trainer run in a Kubernetes pod: its container replaces the command
     pod: KubernetesPod | None = None
+    docker: DockerRun | None = None  # a trainer run in a Docker container
 
     @property
     def operator(self) -> str:
-        """The operator class of a python step: the worker's, or another interpreter's."""
+        """The operator class of a python step: the worker's, or another interpreter's;
+        a trainer in Docker's is the generated file's own."""
         if self.pod is not None:
             return "KubernetesPodOperator"
+        if self.docker is not None:
+            return "_DockerTrainer"
         return operator_of(self.runtime)
 
     @property
@@ -111,6 +139,10 @@ class Step:
         if self.pod is not None:
             return UserText(
                 f"Runs `{self.pod.arguments['image']}` in a Kubernetes pod."
+            )
+        if self.docker is not None:
+            return UserText(
+                f"Runs the image `{self.docker.arguments['image']}` in Docker."
             )
         if self.python_callable is None:
             return None
@@ -313,7 +345,11 @@ class Pipeline:
         """The operator classes the DAG file needs to import."""
         steps = [*self.steps, *self.trainers.models]
         used = {"PythonOperator"}
-        used.update(step.operator for step in steps if step.bash_command is None)
+        used.update(
+            step.operator
+            for step in steps
+            if step.bash_command is None and step.docker is None
+        )
         if any(step.bash_command is not None for step in steps):
             used.add("BashOperator")
         if self.chooser.threshold is not None:
@@ -358,6 +394,16 @@ class Pipeline:
     def trainers_elsewhere(self) -> bool:
         """Whether a trainer runs in another interpreter (``_train_elsewhere``)."""
         return any(model.runtime for model in self.trainers.models)
+
+    @property
+    def docker_trainers(self) -> list[DockerRun]:
+        """The docker runs of the trainers in Docker (``_DockerTrainer``)."""
+        return [m.docker for m in self.trainers.models if m.docker is not None]
+
+    @property
+    def docker_types(self) -> list[str]:
+        """The classes of docker.types the trainers in Docker use, sorted."""
+        return sorted({name for run in self.docker_trainers for name in run.types})
 
     @property
     def python_steps(self) -> bool:

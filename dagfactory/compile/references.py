@@ -32,7 +32,7 @@ from dagfactory.problems import Problem, SpecPath
 
 if TYPE_CHECKING:
     from dagfactory.compile.document import Document
-    from dagfactory.compile.pipeline import Pipeline, Step, Trainers
+    from dagfactory.compile.pipeline import DockerRun, Pipeline, Step, Trainers
 
 # What ``_call_with_winner`` adds to a publish or on_pass step's own op_kwargs: the
 # winner's fields its function accepts by name (so these never make a call fail).
@@ -50,6 +50,11 @@ KUBERNETES_INSTALL = (
     " Airflow lacks: install dagfactory[kubernetes]"
     " (apache-airflow-providers-cncf-kubernetes) wherever the DAG is parsed and run"
 )
+
+
+# What a trainer in Docker runs: the docker provider's operator, which the generated
+# _DockerTrainer extends.
+DOCKER_OPERATOR = "airflow.providers.docker.operators.docker:DockerOperator"
 # Tasks named in a message before the rest are counted.
 NAMED_TASKS = 3
 
@@ -90,6 +95,7 @@ class Reference:
     optional: tuple[str, ...] = ()  # passed only when the function accepts them
     install: str = ""  # what to install when its module is missing (a provider)
     keyword_places: tuple[tuple[str, tuple[Place, ...]], ...] = ()
+    gpu_daemon: str | None = None  # a docker_url ("": the default) asked for GPUs
     env: Mapping[str, str | None] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -177,6 +183,7 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                     for keyword, written in places[call].items()
                 ),
                 env=doc.inputs.env,
+                gpu_daemon=call.gpu_daemon,
             )
         )
     return tuple(references)
@@ -192,6 +199,7 @@ class _Call(NamedTuple):
     note: str = ""
     optional: tuple[str, ...] = ()
     install: str = ""
+    gpu_daemon: str | None = None
 
 
 # A call, the task that makes it (none for a DAG callback), and where each keyword
@@ -229,15 +237,20 @@ def _trainer_calls(written: dict[str, Any], trainers: Trainers) -> Iterator[Call
     """
     models = written.get("models")
     for index, model in enumerate(trainers.models):
-        if model.python_callable is None:
-            continue
-        own = models is not None and "python_callable" in models[index]
-        path = ("trainers", "models", index) if own else ("trainers",)
         task = (
             f"{trainers.group_id}.{trainers.mapped_task_id}[{index}]"
             if trainers.mapped_task_id
             else f"{trainers.group_id}.{model.task_id}"
         )
+        if model.docker is not None:
+            own = models is not None and "runtime" in models[index]
+            path = ("trainers", "models", index) if own else ("trainers",)
+            yield _docker_call((*path, "runtime", "docker"), model.docker), task, {}
+            continue
+        if model.python_callable is None:
+            continue
+        own = models is not None and "python_callable" in models[index]
+        path = ("trainers", "models", index) if own else ("trainers",)
         keywords = tuple(dict.fromkeys([*model.op_kwargs, *model.inputs]))
         call = _Call((*path, "python_callable"), model.python_callable, keywords)
         own_model = models[index] if models is not None else {}
@@ -277,6 +290,22 @@ def _kubernetes_calls(
             install=KUBERNETES_INSTALL,
         )
         yield call, f"{trainers.group_id}.{model.task_id}", {}
+
+
+def _docker_call(path: SpecPath, run: DockerRun) -> _Call:
+    """A trainer in Docker: the provider's DockerOperator, with the arguments the DAG
+    file passes it (the check imports it: a missing provider is found there). With
+    ``gpus``, written at the gpus key, and the daemon asked whether it can give GPUs."""
+    mounts = ["mounts"] if run.mounts else []
+    keywords = ["task_id", *run.arguments, "environment", *mounts, "mount_tmp_dir"]
+    if run.gpus is None:
+        return _Call(path, DOCKER_OPERATOR, tuple(keywords))
+    return _Call(
+        (*path, "gpus"),
+        DOCKER_OPERATOR,
+        (*keywords, "device_requests"),
+        gpu_daemon=run.arguments.get("docker_url", ""),
+    )
 
 
 def _step_call(path: SpecPath, step: Step) -> Iterator[CallSite]:

@@ -20,6 +20,7 @@ from dagfactory.compile.pipeline import (
     Binding,
     Chooser,
     DagSettings,
+    DockerRun,
     KubernetesPod,
     Pipeline,
     Registry,
@@ -32,6 +33,9 @@ from dagfactory.compile.vocabulary import (
     DEFAULT_ALIAS,
     DEFAULT_REGISTRY_TASK_ID,
     DEFAULTS,
+    DOCKER_ARGUMENTS,
+    DOCKER_AUTO_REMOVE,
+    DOCKER_ENVIRONMENT,
     DURATION_KEYS,
     GPU_RESOURCE,
     KUBERNETES_ARGUMENTS,
@@ -39,6 +43,8 @@ from dagfactory.compile.vocabulary import (
     PARAM_KEYWORDS,
     RUNTIME_ARGUMENTS,
     WINNER_FIELDS,
+    as_text,
+    docker_of,
     has_command,
     is_duration_text,
     min_success_count,
@@ -71,6 +77,10 @@ _TAKEN_NAMES = frozenset(
         "Param",
         "TaskGroup",
         "AirflowFailException",
+        "DockerOperator",
+        "DeviceRequest",
+        "Mount",
+        "json",
         "trainers",
         *dir(builtins),
     }
@@ -263,6 +273,10 @@ def _with_group_defaults(
     if "bash_command" in model or (has_command(model) and runs_kubernetes(defaults)):
         merged.pop("runtime", None)
     merged.update(model)
+    if docker_of(model, defaults) is not None:  # runs its image's command
+        for key in ("python_callable", "bash_command"):
+            if key not in model:
+                merged.pop(key, None)
     merged["op_kwargs"] = {**defaults["op_kwargs"], **model.get("op_kwargs", {})}
     merged["inputs"] = {**defaults["inputs"], **model.get("inputs", {})}
     return merged
@@ -331,6 +345,9 @@ def _trainer(data: dict[str, Any], xcom_key: str) -> Step:
     ``_train`` (python) or environment variables Airflow renders (bash)."""
     if runs_kubernetes(data):
         return _kubernetes_trainer(data)
+    docker = docker_of(data, {})
+    if docker is not None:
+        return _docker_trainer(data, docker, xcom_key)
     if "runtime" in data and "python_callable" in data:
         return _trainer_elsewhere(data)
     trainer = _step(data, "_train", metric_key=xcom_key)
@@ -379,6 +396,48 @@ def _kubernetes_trainer(data: dict[str, Any]) -> Step:
         image_pull_secrets=tuple(spec.get("image_pull_secrets", ())),
     )
     return replace(step, pod=pod)
+
+
+def _docker_trainer(
+    data: dict[str, Any], docker: dict[str, Any], xcom_key: str
+) -> Step:
+    """A trainer run in a Docker container by ``_DockerTrainer``, which pushes the JSON
+    of its last line of output under ``xcom_key``. Its op_kwargs (as text) and inputs
+    (pulled when it runs, as bash trainers take them) are environment variables."""
+    step = _step(data)
+    inputs = data.get("inputs", {})
+    environment = {
+        **DOCKER_ENVIRONMENT,
+        **{
+            name: UserText(as_text(value))
+            for name, value in docker.get("environment", {}).items()
+        },
+        **step.bash_env,
+        **{name: _env_text(_pull_template(task)) for name, task in inputs.items()},
+    }
+    arguments = {
+        "image": docker["image"],
+        **{key: docker[key] for key in DOCKER_ARGUMENTS if key in docker},
+        "auto_remove": docker.get("auto_remove", DOCKER_AUTO_REMOVE),
+    }
+    mounts = tuple(
+        {
+            "target": mount["target"],
+            "source": mount["source"],
+            "type": mount.get("type", "bind"),
+            "read_only": mount.get("read_only", False),
+        }
+        for mount in docker.get("mounts", ())
+    )
+    gpus = docker.get("gpus")
+    run = DockerRun(
+        arguments=arguments,
+        environment=environment,
+        metric_key=xcom_key,
+        mounts=mounts,
+        gpus=-1 if gpus == "all" else gpus,
+    )
+    return replace(step, runner="", runner_kwargs={}, inputs=inputs, docker=run)
 
 
 def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:

@@ -95,6 +95,16 @@ KUBERNETES_ARGUMENTS = {
 }
 # The extended resource a GPU is requested as (NVIDIA's device plugin).
 GPU_RESOURCE = "nvidia.com/gpu"
+# A docker runtime's keys rendered as DockerOperator arguments of the same name, in
+# that order (image, environment, mounts and gpus are rendered apart).
+DOCKER_ARGUMENTS = ("command", "network_mode", "docker_url", "user", "mem_limit")
+# When a trainer's container is removed unless its runtime says: after it succeeded, so
+# that exited containers do not pile up on the Docker host and a failed one stays.
+DOCKER_AUTO_REMOVE = "success"
+# What a container in Docker gets first: Python's output unbuffered, so that what it
+# prints to stdout and stderr reaches Docker in the order it was printed, and the
+# metric it prints last is the last line (its runtime's environment may override it).
+DOCKER_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
 CALLBACK_KEYS = ("on_success_callback", "on_failure_callback")
 # Keys whose value is a ``module:function`` a task or Airflow imports.
 CALLABLE_KEYS = ("python_callable", *CALLBACK_KEYS)
@@ -219,8 +229,24 @@ def has_command(step: dict[str, Any]) -> bool:
 
 
 def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:
-    """Whether a trainer runs a bash command: a model's own command wins over the group's."""
+    """Whether a trainer runs a bash command: a model's own command wins over the group's,
+    and a trainer in Docker runs its image's."""
+    if docker_of(model, trainers) is not None:
+        return False
     return "bash_command" in (model if has_command(model) else trainers)
+
+
+def docker_of(model: dict[str, Any], trainers: dict[str, Any]) -> dict[str, Any] | None:
+    """The docker runtime a trainer runs in, or None: its own runtime wins whole; the
+    group's is for the trainers that run no bash command of their own."""
+    if "runtime" in model:
+        runtime = model["runtime"]
+    elif "bash_command" in model:
+        return None
+    else:
+        runtime = trainers.get("runtime")
+    docker = runtime.get("docker") if isinstance(runtime, dict) else None
+    return docker if isinstance(docker, dict) else None
 
 
 # -- issue 22: what flows between trainers, the chooser and publish ---------------------

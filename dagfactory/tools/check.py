@@ -148,6 +148,7 @@ def check_folder(
                 "optional": reference.optional,
                 "passes": reference.passes,
                 "install": reference.install,
+                "gpu_daemon": reference.gpu_daemon,
             }
             for reference in references
         ]

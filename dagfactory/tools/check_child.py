@@ -25,6 +25,7 @@ import difflib
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import signal
 import sys
@@ -39,6 +40,14 @@ from dagfactory.tools.airflow_api import fill_dagbag
 
 # Names of a module offered when none is close to a misspelled one.
 LISTED_NAMES = 10
+# Where Airflow's providers live, and the kinds of module a provider's package holds.
+PROVIDERS = "airflow.providers."
+KINDS = {"operators", "hooks", "sensors", "triggers", "utils", "decorators"}
+# The providers dagfactory has an extra for (pyproject.toml), by package name.
+PROVIDER_EXTRAS = {"docker": "docker", "cncf-kubernetes": "kubernetes"}
+# The Docker daemon DockerOperator uses when neither docker_url nor DOCKER_HOST says.
+DEFAULT_DOCKER_URL = "unix://var/run/docker.sock"
+DOCKER_TIMEOUT = 10
 
 
 class ImportTimeout(BaseException):
@@ -124,7 +133,36 @@ def _probe(
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return None  # a builtin without a signature: nothing to bind to
-    return _bind(function_name, signature, call) or None
+    findings = _bind(function_name, signature, call)
+    if call.get("gpu_daemon") is not None:
+        findings += _gpu_findings(call["gpu_daemon"])
+    return findings or None
+
+
+def _gpu_findings(docker_url: str) -> list[Finding]:
+    """A GPU request the Docker daemon cannot honour: it answers, and lists no nvidia
+    runtime (which the NVIDIA Container Toolkit's setup registers). A daemon that does
+    not answer here is not judged: the worker's may."""
+    import docker  # the docker provider's own dependency, imported just before
+
+    url = docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+    try:
+        info = docker.APIClient(base_url=url, timeout=DOCKER_TIMEOUT).info()
+    except Exception:  # no daemon there, or none we may reach: nothing to tell
+        return []
+    runtimes = sorted(info.get("Runtimes") or {})
+    if "nvidia" in runtimes:
+        return []
+    return [
+        (
+            f"the Docker daemon at {url} cannot give a container GPUs: its runtimes"
+            f" are {', '.join(runtimes) or 'none'}, not nvidia; install the NVIDIA"
+            " Container Toolkit on that host (nvidia-ctk runtime configure"
+            " --runtime=docker), or remove gpus",
+            "",
+            None,
+        )
+    ]
 
 
 def _bind(
@@ -210,6 +248,8 @@ def _import(
         )
     except ModuleNotFoundError as exc:
         if exc.name and f"{module_name}.".startswith(f"{exc.name}."):
+            if exc.name.startswith(PROVIDERS):
+                return _missing_provider(module_name), ""
             return _missing(exc.name, exc, folder), ""
         return _failed(module_name, exc)
     except (Exception, SystemExit) as exc:  # the module's own code failed
@@ -245,6 +285,20 @@ def _missing(name: str, exc: ModuleNotFoundError, folder: str) -> str:
         f"cannot import {name}: {exc} (looked for in the dags folder "
         f"{display_name(Path(folder))}, which Airflow puts on sys.path, and in the "
         f"installed packages){hint}"
+    )
+
+
+def _missing_provider(module_name: str) -> str:
+    """An Airflow provider that is not installed, named as pip installs it."""
+    parts = module_name[len(PROVIDERS) :].split(".")
+    package = "-".join(parts[: next((i for i, p in enumerate(parts) if p in KINDS), 1)])
+    distribution = f"apache-airflow-providers-{package}"
+    extra = PROVIDER_EXTRAS.get(package)
+    pinned = f", or 'dagfactory[{extra}]', which pins it" if extra else ""
+    return (
+        f"cannot import {module_name}: the provider {distribution} is not installed"
+        f" in this Airflow; install it where the DAG runs (pip install"
+        f" {distribution}{pinned})"
     )
 
 

@@ -47,6 +47,8 @@ def _shorten(text: str) -> str:
 
 
 def _step_detail(step: Step) -> str:
+    if step.docker is not None:
+        return _shorten(f"docker: {step.docker.arguments['image']}")
     if step.bash_command is not None:
         return _shorten(f"bash: {step.bash_command}")
     return _shorten(f"{step.python_callable}()")
