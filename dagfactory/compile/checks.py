@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagfactory.compile.checks_ml import ML_CHECKS
+from dagfactory.compile.checks_release import RELEASE_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.document import Document, as_mapping, walk
@@ -28,6 +29,7 @@ from dagfactory.compile.target import (
 from dagfactory.compile.text import quoted
 from dagfactory.compile.vocabulary import (
     CALLABLE_KEYS,
+    DEFAULT_APPROVAL_TASK_ID,
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
     DEFAULT_XCOM_KEY,
@@ -346,6 +348,11 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
             as_mapping(chooser.get(branch)).get("task_id"),
         )
     yield ("publish", "task_id"), as_mapping(data.get("publish")).get("task_id")
+    if "approval" in data:
+        yield (
+            ("approval", "task_id"),
+            as_mapping(data["approval"]).get("task_id", DEFAULT_APPROVAL_TASK_ID),
+        )
 
 
 def unique_ids(doc: Document) -> Iterator[Problem]:
@@ -385,4 +392,5 @@ CHECKS = (
     every_value,
     *ML_CHECKS,
     *RUNTIME_CHECKS,
+    *RELEASE_CHECKS,
 )

@@ -26,11 +26,14 @@ DEFAULTS: dict[tuple[str, str], Any] = {
     ("chooser", "mode"): "max",
     ("chooser", "push_key"): "best_model",
     ("chooser", "branch_task_id"): "check_threshold",
+    ("approval", "task_id"): "approve",
+    ("approval", "subject"): "Publish {{ winner.task_id }} ({{ winner.value }})?",
 }
 DEFAULT_XCOM_KEY = DEFAULTS["trainers", "xcom_key"]
 DEFAULT_TASK_ID_PATTERN = DEFAULTS["trainers", "task_id_pattern"]
 DEFAULT_MAPPED_TASK_ID = DEFAULTS["trainers", "mapped_task_id"]
 DEFAULT_BRANCH_TASK_ID = DEFAULTS["chooser", "branch_task_id"]
+DEFAULT_APPROVAL_TASK_ID = DEFAULTS["approval", "task_id"]
 
 # A count or matrix far larger would make a file no scheduler can load.
 MAX_TRAINERS = 10_000
@@ -192,7 +195,7 @@ def runs_bash(model: dict[str, Any], trainers: dict[str, Any]) -> bool:
     return "bash_command" in (model if has_command(model) else trainers)
 
 
-# -- issue 22: what flows between trainers, the chooser and publish ---------------------
+# -- what flows between trainers, the chooser and publish -------------------------------
 
 # The winner's fields a publish or on_pass step may take (python: those its signature
 # accepts by name; bash: as WINNER_<FIELD> environment variables).
