@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from test_render import assert_ruff_clean
 
-from conftest import VALID, dagfactory
+from conftest import VALID, compiled, dagfactory
 from dagfactory.compile import compile_text
 
 PUBLISH = "publish:\n  task_id: release\n  python_callable: pkg.ops:publish\n"
@@ -123,6 +123,17 @@ def test_a_bash_step_cannot_take_a_winner():
         )
     )
     assert found and all("python_callable" in problem for problem in found), found
+
+
+def test_check_binds_winner_to_the_download_function_at_winner_from():
+    (download,) = [
+        reference
+        for reference in compiled(CONSUMER).references
+        if reference.target == "pkg.io:fetch"
+    ]
+    assert download.keywords == ("winner",)
+    (place,) = dict(download.keyword_places)["winner"]
+    assert (place.spec_path, place.line) == (("download", "winner_from"), 8)
 
 
 def test_the_approval_sits_between_the_threshold_branch_and_publish():
