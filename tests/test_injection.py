@@ -477,8 +477,15 @@ TEMPLATE_OWN_NAMES = {
     "chooser.on_pass.binding.name",
     "chooser.on_fail.binding.name",
     "publish.binding.name",
+    "approval.binding.name",
+    "approval.binding.comment",
+    "gate.name",  # the chooser's or the branch's binding
+    "line",  # a helper's signature, from the parameter names below
+    "parameter",  # a helper's parameter, from a fixed list in the template
 }
-TEMPLATE_MACROS = re.compile(r"operator\([\w.\[\]]*\) \| continued$")
+TEMPLATE_MACROS = re.compile(
+    r"operator\([\w.\[\]]*\) \| continued$|signature\(\"_\w+\", .*\) \| trim$", re.S
+)
 
 
 def test_every_template_expression_goes_through_the_literal_filter():
