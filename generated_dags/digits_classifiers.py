@@ -15,9 +15,10 @@ from airflow.providers.standard.operators.python import (
 )
 
 try:
-    from airflow.sdk import DAG, TaskGroup
+    from airflow.sdk import DAG, Asset, TaskGroup
 except ImportError:  # Airflow 2
     from airflow import DAG
+    from airflow.datasets import Dataset as Asset
     from airflow.utils.task_group import TaskGroup
 try:
     from airflow.sdk.exceptions import AirflowFailException
@@ -156,19 +157,38 @@ def _branch(chooser_task_id, push_key, mode, threshold, on_pass, on_fail, ti):
     return on_pass if passed else on_fail
 
 
-def _call_with_winner(function, arguments, chooser_task_id, push_key, ti):
+def _call_with_winner(
+    function,
+    arguments,
+    chooser_task_id,
+    push_key,
+    ti,
+    asset=None,
+    outlet_events=None,
+):
     """Call a publish or on_pass step with the winner's fields its signature accepts.
 
     Only those, as Airflow passes a callable only the context it declares: task_id,
     value, metrics, artifact (when the winner returned one) and params.
+    With ``asset`` (publish's), the whole winner is that Asset event's extra.
     """
     winner = ti.xcom_pull(task_ids=chooser_task_id, key=push_key)
+    if asset is not None:  # recorded only if the call below succeeds
+        _announce(asset, winner, ti, outlet_events)
     user_function = _load(function)
     accepted = inspect.signature(user_function).parameters.values()
     if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in accepted):
         names = {parameter.name for parameter in accepted}
         winner = {name: value for name, value in winner.items() if name in names}
     return user_function(**{**arguments, **winner})
+
+
+def _announce(asset, winner, ti, outlet_events):
+    """Make the winner, with its run, the extra of the event of ``asset`` that Airflow
+    records when this task succeeds (the task declares it among its outlets)."""
+    extra = {"dag_id": ti.dag_id, "run_id": ti.run_id, **winner}
+    outlet_events[Asset(asset)].extra = extra
+    print(f"{asset}: the event's extra is {extra!r}")
 
 
 with DAG(
@@ -338,8 +358,10 @@ with DAG(
             "arguments": {},
             "chooser_task_id": "pick_best",
             "push_key": "best_model",
+            "asset": "model://digits/champion",
         },
         doc_md="Calls `ml_demo.digits:publish`.",
+        outlets=[Asset("model://digits/champion")],  # its event's extra: the winner
     )
 
     prepare_data >> trainers >> pick_best

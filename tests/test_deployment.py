@@ -97,6 +97,76 @@ def train(accuracy: float, seconds: float) -> float:
     time.sleep(seconds)
     return accuracy
 '''
+RELEASE_MODULE = '''\
+"""Trainers that save a model, the step that publishes the approved one, and the step
+of another DAG that receives it."""
+
+
+def train(accuracy: float) -> dict:
+    return {"accuracy": accuracy, "artifact": f"/models/model_{accuracy}.pkl"}
+
+
+def publish(task_id: str, artifact: str) -> dict:
+    print(f"publishing {artifact}, the model of {task_id}")
+    return {"published": artifact}
+
+
+def receive(winner: dict | None) -> dict | None:
+    return winner
+'''
+CHAMPION = "model://deployment/champion"
+RESPONSE_TIMEOUT = 20  # seconds a person has to answer the gated DAG's approval task
+# The gated DAG: its winner waits for a person between the threshold and publish, which
+# announces it as an event of CHAMPION; the other DAG runs on that Asset.
+RELEASE_CONFIGS = {
+    "approval_gate": {
+        "target_airflow": "3.1",
+        "dag": {
+            "dag_id": "approval_gate",
+            "schedule": None,
+            "start_date": "2024-01-01",
+        },
+        "download": {"task_id": "prepare", "bash_command": "echo ready"},
+        "trainers": {
+            "group_id": "candidates",
+            "python_callable": "release_code:train",
+            "models": [
+                {"task_id": name, "op_kwargs": {"accuracy": value}}
+                for name, value in (("a", 0.71), ("b", 0.93), ("c", 0.82))
+            ],
+        },
+        "chooser": {"task_id": "pick", "metric": "accuracy", "threshold": 0.5},
+        "approval": {
+            "task_id": "approve",
+            "subject": "Publish {{ winner.task_id }} ({{ winner.value }})?",
+            "response_timeout": f"{RESPONSE_TIMEOUT}s",
+            "on_timeout": "Reject",
+        },
+        "publish": {
+            "task_id": "publish",
+            "python_callable": "release_code:publish",
+            "asset": CHAMPION,
+        },
+    },
+    "champion_check": {
+        "dag": {
+            "dag_id": "champion_check",
+            "schedule": [CHAMPION],
+            "start_date": "2024-01-01",
+        },
+        "download": {
+            "task_id": "receive",
+            "python_callable": "release_code:receive",
+            "winner_from": CHAMPION,
+        },
+        "trainers": {
+            "group_id": "challengers",
+            "python_callable": "release_code:train",
+            "models": [{"task_id": "d", "op_kwargs": {"accuracy": 0.9}}],
+        },
+        "chooser": {"task_id": "pick"},
+    },
+}
 # One DAG per fault, each with its own winner: b, c and a.
 FAULT_DAGS = {
     "faults_worker_killed": {"a": 0.61, "b": 0.92, "c": 0.73},
@@ -211,9 +281,12 @@ def dags_folder(tmp_path_factory) -> Path:
                 ],
             },
         )
+    for dag_id, config in RELEASE_CONFIGS.items():
+        (configs / f"{dag_id}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     dags = project / "dags"
     shutil.copytree(ROOT / "generated_dags" / "ml_demo", dags / "ml_demo")
     (dags / "slow_trainers.py").write_text(SLOW_TRAINERS_MODULE)
+    (dags / "release_code.py").write_text(RELEASE_MODULE)
     render = subprocess.run(
         [sys.executable, "-m", "dagfactory", "render", "--out", str(dags)],
         cwd=project,
@@ -862,4 +935,191 @@ def test_a_database_refusing_connections_never_yields_a_wrong_winner(
         f"ran: run {state} {recovered:.0f} s after the outage began; retried: "
         f"{retried or 'none'}; components that exited and were restarted: "
         f"{watch.restarted or 'none'}; task states: {attempts}"
+    )
+
+
+# -- after the choice: a person's approval, and the Asset event carrying the winner ------
+
+
+def approval_waiting(airflow: Airflow, run_id: str) -> bool:
+    """Whether the gated run's approval task waits for a person (3.3's own state)."""
+    instances = task_instances_now(airflow, "approval_gate", run_id) or []
+    return any(
+        ti["task_id"] == "approve" and ti["state"] == "awaiting_input"
+        for ti in instances
+    )
+
+
+def hitl_path(run_id: str) -> str:
+    return (
+        f"/api/v2/dags/approval_gate/dagRuns/{quoted(run_id)}"
+        "/taskInstances/approve/-1/hitlDetails"
+    )
+
+
+def scheduling_asset_runs(airflow: Airflow, components: Components) -> None:
+    """Every DAG paused but the two of these runs, and the scheduler restarted with its
+    job schedule on: it creates the runs an Asset event asks for (the module's
+    scheduler leaves schedules off, so that no example runs unasked)."""
+    status, body = airflow.request(
+        "PATCH", "/api/v2/dags?dag_id_pattern=~&limit=100", {"is_paused": True}
+    )
+    assert status == 200, body
+    status, body = airflow.request(
+        "PATCH", "/api/v2/dags/champion_check", {"is_paused": False}
+    )
+    assert status == 200 and body["is_paused"] is False, body
+    argv, env = components.commands["scheduler"]
+    components.commands["scheduler"] = (
+        argv,
+        {
+            **env,
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+            # How often timed-out approvals are resolved (default 15 s).
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+        },
+    )
+    components.kill("scheduler")
+    components.start("scheduler")
+
+
+@pytest.fixture(scope="module")
+def release_runs(deployment, measurements) -> dict[str, str]:
+    """Three runs of the gated DAG at once: one approved and one rejected over REST as
+    soon as each waits, one left to time out. Each run's id by what became of it; the
+    REST calls and replies are kept for the report."""
+    airflow, components = deployment
+    started = time.monotonic()
+    scheduling_asset_runs(airflow, components)
+    run_ids = {
+        outcome: trigger(airflow, "approval_gate", f"release_{outcome}")
+        for outcome in ("approved", "rejected", "timed_out")
+    }
+    for outcome, answer in (("approved", "Approve"), ("rejected", "Reject")):
+        run_id = run_ids[outcome]
+        wait_for(
+            f"{run_id} to wait for approval",
+            lambda run_id=run_id: approval_waiting(airflow, run_id),
+            RUN_LIMIT,
+            airflow,
+        )
+        body = {"chosen_options": [answer], "params_input": {}}
+        status, reply = airflow.request("PATCH", hitl_path(run_id), body)
+        measurements.append(
+            f"PATCH {hitl_path(run_id)} {json.dumps(body)} -> {status} {json.dumps(reply)}"
+        )
+        assert status == 200, reply
+    finished = wait_for(
+        "the gated runs to finish",
+        lambda: finished_runs(airflow, "approval_gate", set(run_ids.values())),
+        RUN_LIMIT + RESPONSE_TIMEOUT,
+        airflow,
+    )
+    assert {finished[run_id] for run_id in run_ids.values()} == {"success"}, finished
+    measurements.append(
+        f"approve, reject and time out three gated runs at once: all finished "
+        f"{time.monotonic() - started:.0f} s after the scheduler restart began"
+    )
+    return run_ids
+
+
+def states_of(airflow: Airflow, dag_id: str, run_id: str) -> dict[str, str]:
+    return {
+        ti["task_id"]: ti["state"] for ti in task_instances(airflow, dag_id, run_id)
+    }
+
+
+def champion_events(airflow: Airflow) -> list[dict]:
+    """The events of CHAMPION that the gated DAG's runs recorded."""
+    status, body = airflow.request(
+        "GET", "/api/v2/assets/events?source_dag_id=approval_gate&limit=100"
+    )
+    assert status == 200, body
+    return [event for event in body["asset_events"] if event["uri"] == CHAMPION]
+
+
+def test_an_approved_winner_is_published_and_reaches_the_dag_scheduled_on_its_asset(
+    airflow, release_runs, measurements
+):
+    run_id = release_runs["approved"]
+    states = states_of(airflow, "approval_gate", run_id)
+    assert {
+        name: states[name] for name in ("pick", "approve", "publish")
+    } == dict.fromkeys(("pick", "approve", "publish"), "success"), states
+    winner = xcom(airflow, "approval_gate", run_id, "pick", "best_model")
+    assert (winner["task_id"], winner["value"]) == ("candidates.b", 0.93)
+    assert xcom(airflow, "approval_gate", run_id, "publish", "return_value") == {
+        "published": "/models/model_0.93.pkl"
+    }
+    status, detail = airflow.request("GET", hitl_path(run_id))
+    assert status == 200, detail
+    assert detail["subject"] == "Publish candidates.b (0.93)?"
+    assert detail["chosen_options"] == ["Approve"]
+    assert detail["responded_by_user"] is not None
+
+    (event,) = champion_events(airflow)
+    extra = {"dag_id": "approval_gate", "run_id": run_id, **winner}
+    assert event["source_run_id"] == run_id and event["extra"] == extra, event
+    runs = wait_for(
+        "the run of champion_check that the event triggered to finish",
+        lambda: finished_runs_of(airflow, "champion_check"),
+        RUN_LIMIT,
+        airflow,
+    )
+    (consumer_run,) = runs
+    assert runs[consumer_run] == ("success", "asset_triggered"), runs
+    received = xcom(airflow, "champion_check", consumer_run, "receive", "return_value")
+    assert received == extra
+    measurements.append(
+        f"approved run {run_id}: {states}; asset event extra {json.dumps(event['extra'])}; "
+        f"champion_check run {consumer_run} ({runs[consumer_run]}) received "
+        f"winner={json.dumps(received)}"
+    )
+
+
+def finished_runs_of(
+    airflow: Airflow, dag_id: str
+) -> dict[str, tuple[str, str]] | None:
+    """Every run of ``dag_id`` with its state and type, once there is one and all ended."""
+    status, body = airflow.request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")
+    if status != 200 or not body["dag_runs"]:
+        return None
+    runs = {
+        run["dag_run_id"]: (run["state"], run["run_type"]) for run in body["dag_runs"]
+    }
+    if any(state not in ("success", "failed") for state, _ in runs.values()):
+        return None
+    return runs
+
+
+def test_a_rejected_winner_is_not_published(airflow, release_runs, measurements):
+    run_id = release_runs["rejected"]
+    states = states_of(airflow, "approval_gate", run_id)
+    assert (states["approve"], states["publish"]) == ("success", "skipped"), states
+    status, detail = airflow.request("GET", hitl_path(run_id))
+    assert status == 200 and detail["chosen_options"] == ["Reject"], detail
+    assert run_id not in {event["source_run_id"] for event in champion_events(airflow)}
+    measurements.append(f"rejected run {run_id}: {states}")
+
+
+def test_an_unanswered_approval_takes_its_on_timeout_answer(
+    airflow, release_runs, measurements
+):
+    """``on_timeout: Reject``: when no one answers in time, Airflow answers Reject for
+    no one, and publish is skipped."""
+    run_id = release_runs["timed_out"]
+    states = states_of(airflow, "approval_gate", run_id)
+    assert (states["approve"], states["publish"]) == ("success", "skipped"), states
+    status, detail = airflow.request("GET", hitl_path(run_id))
+    assert status == 200, detail
+    assert detail["chosen_options"] == ["Reject"] and detail["defaults"] == ["Reject"]
+    assert detail["responded_by_user"] is None, detail
+    waited = datetime.fromisoformat(detail["responded_at"]) - datetime.fromisoformat(
+        detail["created_at"]
+    )
+    assert waited.total_seconds() >= RESPONSE_TIMEOUT, detail
+    assert run_id not in {event["source_run_id"] for event in champion_events(airflow)}
+    measurements.append(
+        f"timed-out run {run_id}: {states}; answered {detail['chosen_options']} by "
+        f"{detail['responded_by_user']} {waited.total_seconds():.0f} s after it asked"
     )

@@ -480,8 +480,15 @@ TEMPLATE_OWN_NAMES = {
     "registry.binding.name",
     "registry.binding.comment",
     "registry.operator",  # likewise, pipeline.operator_of
+    "approval.binding.name",
+    "approval.binding.comment",
+    "gate.name",  # the chooser's or the branch's binding
+    "line",  # a helper's signature, from the parameter names below
+    "parameter",  # a helper's parameter, from a fixed list in the template
 }
-TEMPLATE_MACROS = re.compile(r"operator\([\w.\[\]]*\) \| continued$")
+TEMPLATE_MACROS = re.compile(
+    r"operator\([\w.\[\]]*\) \| continued$|signature\(\"_\w+\", .*\) \| trim$", re.S
+)
 
 
 def test_every_template_expression_goes_through_the_literal_filter():

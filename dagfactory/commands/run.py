@@ -5,6 +5,10 @@ metrics) whether it succeeded or not, and each task's log. The metadata database
 in a temporary Airflow home unless ``--home`` names one to keep; the task logs are kept
 either way, in that home's ``logs/`` or else in the project's ``.dagfactory/runs/``, in
 Airflow's layout (``dag_id=.../run_id=.../task_id=.../attempt=N.log``).
+
+A DAG with an approval task waits for a person, which a local run cannot: ``--approve``
+or ``--reject`` answers it, through Airflow's own REST route; without either, the run
+is refused with how a deployment answers.
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "it), grouped by task, in the order they ran; a failed task's log end is "
         "printed either way",
     )
+    answer = parser.add_mutually_exclusive_group()
+    answer.add_argument(
+        "--approve",
+        dest="answer",
+        action="store_const",
+        const="Approve",
+        help="answer the DAG's approval task with Approve (publish runs), as a person "
+        "does on a deployment: through Airflow's REST API",
+    )
+    answer.add_argument(
+        "--reject",
+        dest="answer",
+        action="store_const",
+        const="Reject",
+        help="answer the DAG's approval task with Reject (publish is skipped)",
+    )
     add_templates(parser)
 
 
@@ -77,6 +97,7 @@ def main(args: argparse.Namespace, reporter: Reporter) -> Outcome:
         home=args.home,
         templates=args.templates,
         show_logs=args.logs,
+        answer=args.answer,
         say=reporter.say,
     )
 
@@ -90,9 +111,11 @@ def run(
     home: Path | None = None,
     templates: Path | None = None,
     show_logs: bool = False,
+    answer: str | None = None,
 ) -> Outcome:
     """Render one config (by file or DAG id), run its DAG on an embedded Airflow, show its
-    XComs, and with ``show_logs`` every task's log.
+    XComs, and with ``show_logs`` every task's log; ``answer`` (Approve or Reject) is
+    given to its approval task.
 
     The run takes a while: what was written and that it starts are told at once,
     through ``say`` (the reporter's), not in the outcome.
@@ -111,6 +134,7 @@ def run(
     if not units:
         raise UsageError(f"no config in {configs} has dag_id {target!r}")
     (unit,) = units
+    _check_answer(unit.pipeline, answer)
     with writing_to(out_dir, working_project().root) as guard:
         plan = plan_render([unit], out_dir)
         if plan.blocked:
@@ -127,13 +151,47 @@ def run(
         f"running {pipeline.dag.dag_id} on an embedded Airflow"
         " (SQLite metadata DB; retries off for a local run)..."
     )
+    if pipeline.approval is not None:
+        say(
+            f"{pipeline.approval.task_id} waits for a person: answering {answer} through"
+            " Airflow's REST API, as a person does on a deployment"
+        )
     if home is not None:
-        result = run_dag(pipeline.dag.dag_id, out_dir, home)
+        result = run_dag(pipeline.dag.dag_id, out_dir, home, answer=answer)
     else:
         runs = working_project().root / ".dagfactory" / "runs"
         with tempfile.TemporaryDirectory(prefix="dagfactory-airflow-") as temporary:
-            result = run_dag(pipeline.dag.dag_id, out_dir, Path(temporary), runs)
+            result = run_dag(
+                pipeline.dag.dag_id, out_dir, Path(temporary), runs, answer=answer
+            )
     return _run_outcome(pipeline, result, show_logs)
+
+
+def _check_answer(pipeline: Pipeline, answer: str | None) -> None:
+    """A DAG that waits for a person needs --approve or --reject; no other DAG takes one."""
+    approval = pipeline.approval
+    if approval is None and answer is not None:
+        raise UsageError(
+            f"{pipeline.dag.dag_id} has no approval task: --{answer.lower()} answers"
+            " nothing; remove it"
+        )
+    if approval is not None and answer is None:
+        raise UsageError(
+            f"{pipeline.dag.dag_id} waits at {approval.task_id} for a person to approve"
+            " the winner, which a local run cannot do: pass --approve (publish runs) or"
+            f" --reject (publish is skipped). {_how_people_answer(pipeline)}"
+        )
+
+
+def _how_people_answer(pipeline: Pipeline) -> str:
+    """How a deployment's people answer the approval task: the UI, or the REST call."""
+    task_id = pipeline.approval.task_id
+    return (
+        "On a deployment a person answers in Airflow's UI (the run's Required"
+        " Actions) or over its REST API: PATCH /api/v2/dags/"
+        f"{pipeline.dag.dag_id}/dagRuns/RUN_ID/taskInstances/{task_id}/-1/hitlDetails"
+        ' with {"chosen_options": ["Approve"], "params_input": {}} (or "Reject")'
+    )
 
 
 def _run_outcome(pipeline: Pipeline, result: RunResult, show_logs: bool) -> Outcome:
@@ -146,6 +204,8 @@ def _run_outcome(pipeline: Pipeline, result: RunResult, show_logs: bool) -> Outc
         if show_logs:
             for line in task_log_sections(result.task_logs):
                 outcome.say(line)
+        for answer in result.answers:
+            outcome.say(f"{answer.request} -> {answer.status} {answer.response}")
         outcome.say(f"DAG run {result.run_id}: {result.state}\n")
         for line in xcom_table(result.xcoms):
             outcome.say(line)

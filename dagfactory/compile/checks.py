@@ -18,6 +18,7 @@ from dagfactory.compile.checks_docker import DOCKER_CHECKS
 from dagfactory.compile.checks_kubernetes import KUBERNETES_CHECKS
 from dagfactory.compile.checks_ml import ML_CHECKS
 from dagfactory.compile.checks_registry import REGISTRY_CHECKS
+from dagfactory.compile.checks_release import RELEASE_CHECKS
 from dagfactory.compile.checks_runtime import RUNTIME_CHECKS
 from dagfactory.compile.cron import cron_problem
 from dagfactory.compile.document import Document, as_mapping, walk
@@ -31,6 +32,7 @@ from dagfactory.compile.target import (
 from dagfactory.compile.text import quoted
 from dagfactory.compile.vocabulary import (
     CALLABLE_KEYS,
+    DEFAULT_APPROVAL_TASK_ID,
     DEFAULT_BRANCH_TASK_ID,
     DEFAULT_MAPPED_TASK_ID,
     DEFAULT_REGISTRY_TASK_ID,
@@ -361,6 +363,11 @@ def _id_claims(doc: Document, models: list[Any]) -> Iterator[tuple[SpecPath, Any
             ("registry", "task_id"),
             registry.get("task_id", DEFAULT_REGISTRY_TASK_ID),
         )
+    if "approval" in data:
+        yield (
+            ("approval", "task_id"),
+            as_mapping(data["approval"]).get("task_id", DEFAULT_APPROVAL_TASK_ID),
+        )
 
 
 def unique_ids(doc: Document) -> Iterator[Problem]:
@@ -403,4 +410,5 @@ CHECKS = (
     *KUBERNETES_CHECKS,
     *REGISTRY_CHECKS,
     *DOCKER_CHECKS,
+    *RELEASE_CHECKS,
 )

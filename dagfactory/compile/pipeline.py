@@ -118,6 +118,10 @@ class Step:
     # A trainer run in a Kubernetes pod: its container replaces the command
     pod: KubernetesPod | None = None
     docker: DockerRun | None = None  # a trainer run in a Docker container
+    # The Asset URI whose event this step's success records, the winner as its extra
+    asset: str | None = None
+    # A download step's: the Asset URI whose triggering event's winner it gets
+    winner_from: str | None = None
 
     @property
     def operator(self) -> str:
@@ -198,6 +202,8 @@ class Chooser:
     min_success: int | None = None  # set: rank those that succeeded, if this many did
     gated_publish: str | None = None  # publish's task id when it follows on_pass
     gated_registry: str | None = None  # the registry task's id when it follows on_pass
+    approval_task_id: str | None = None  # followed instead of publish, when set
+    asset: str | None = None  # announced by the chooser when there is no publish
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
@@ -214,6 +220,7 @@ class Chooser:
             "push_key": self.push_key,
             "params": list(self.params),
             **({} if self.min_success is None else {"min_success": self.min_success}),
+            **({} if self.asset is None else {"asset": self.asset}),
         }
 
     @property
@@ -236,7 +243,11 @@ class Chooser:
             "mode": self.mode,
             "threshold": self.threshold,
             "on_pass": [step.task_id for step in (self.on_pass,) if step is not None]
-            + ([self.gated_publish] if self.gated_publish else [])
+            + (
+                [self.approval_task_id or self.gated_publish]
+                if self.gated_publish
+                else []
+            )
             + ([self.gated_registry] if self.gated_registry else []),
             "on_fail": [self.on_fail.task_id] if self.on_fail else [],
         }
@@ -270,6 +281,38 @@ class Registry:
             f" and registers the winner as `{self.op_kwargs['model_name']}`"
             f" (alias `{self.op_kwargs['alias']}`)."
         )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A person's Approve or Reject between the choice and publish (Airflow's
+    ApprovalOperator, 3.1 and later): Reject skips publish.
+
+    ``subject`` and ``body`` are Jinja templates that Airflow renders when the task
+    runs, each starting by setting ``winner`` to what the chooser pushed.
+    """
+
+    task_id: str
+    subject: str
+    body: str
+    binding: Binding
+    response_timeout: timedelta | None = None
+    on_timeout: str | None = None  # the answer taken when response_timeout passes
+    assigned_users: tuple[dict[str, str], ...] = ()
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The operator's keyword arguments after task_id, in the order they are rendered."""
+        optional = {
+            "response_timeout": self.response_timeout,
+            "defaults": self.on_timeout,
+            "assigned_users": list(self.assigned_users) or None,
+        }
+        return {
+            "subject": self.subject,
+            "body": self.body,
+            **{name: value for name, value in optional.items() if value is not None},
+        }
 
 
 @dataclass(frozen=True)
@@ -308,6 +351,26 @@ class Pipeline:
     publish: Step | None = None
     publish_gated: bool = False  # publish hangs off the threshold branch
     registry: Registry | None = None
+    approval: Approval | None = None  # between the choice and publish
+
+    @property
+    def uses_assets(self) -> bool:
+        """Whether the file names an Asset: its schedule, an outlet or a winner's source."""
+        return bool(
+            self.dag.assets
+            or self.chooser.asset
+            or any(step.asset or step.winner_from for step in self.steps)
+        )
+
+    @property
+    def announces_winner(self) -> bool:
+        """Whether a task makes the winner an Asset event's extra (``_announce``)."""
+        return bool(self.chooser.asset or (self.publish and self.publish.asset))
+
+    @property
+    def receives_asset_winner(self) -> bool:
+        """Whether a download step gets the winner an Asset event carried."""
+        return any(step.winner_from for step in self.downloads)
 
     @property
     def calls_steps(self) -> bool:
@@ -431,6 +494,7 @@ class Pipeline:
         values = [
             self.dag.schedule,
             self.dag.dagrun_timeout,
+            self.approval and self.approval.response_timeout,
             *self.dag.default_args.values(),
             *(
                 value

@@ -312,12 +312,15 @@ def _step_call(path: SpecPath, step: Step) -> Iterator[CallSite]:
     """A python step outside the trainers: its op_kwargs, and what its helper adds."""
     if step.python_callable is not None:
         winner = step.runner == "_call_with_winner"
+        # winner_from passes the triggering event's winner as the keyword ``winner``
+        received = ("winner",) if step.winner_from else ()
         call = _Call(
             (*path, "python_callable"),
             step.python_callable,
-            tuple(step.op_kwargs),
+            (*step.op_kwargs, *received),
             note=WINNER_NOTE if winner else "",
             optional=WINNER_FIELDS if winner else (),
         )
         keys = {keyword: (*path, "op_kwargs", keyword) for keyword in step.op_kwargs}
+        keys.update({keyword: (*path, "winner_from") for keyword in received})
         yield call, step.task_id, keys

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from dagfactory.compile.pipeline import (
+    Approval,
     Binding,
     Chooser,
     DagSettings,
@@ -31,6 +32,7 @@ from dagfactory.compile.text import UserText
 from dagfactory.compile.vocabulary import (
     CALLBACK_KEYS,
     DEFAULT_ALIAS,
+    DEFAULT_APPROVAL_TASK_ID,
     DEFAULT_REGISTRY_TASK_ID,
     DEFAULTS,
     DOCKER_ARGUMENTS,
@@ -67,6 +69,7 @@ _TAKEN_NAMES = frozenset(
         "pendulum",
         "BashOperator",
         "BranchPythonOperator",
+        "ApprovalOperator",
         "ExternalPythonOperator",
         "KubernetesPodOperator",
         "k8s",
@@ -165,6 +168,8 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             if "registry" in data and "threshold" in chooser
             else None
         ),
+        approval_task_id=_approval_task_id(data),
+        asset=chooser.get("asset"),
     )
     schedule = dag.get("schedule")
     return Pipeline(
@@ -190,7 +195,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
             callbacks={key: dag[key] for key in CALLBACK_KEYS if key in dag},
         ),
         downloads=tuple(
-            _step(step, binding=bindings.get("download")) for step in downloads
+            _download(step, bindings.get("download")) for step in downloads
         ),
         trainers=group,
         chooser=choose,
@@ -199,6 +204,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
                 _step(data["publish"], binding=bindings["publish"]),
                 choose.task_id,
                 choose.push_key,
+                asset=data["publish"].get("asset"),
             )
             if "publish" in data
             else None
@@ -207,6 +213,11 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         registry=(
             _registry(data, group, choose, bindings["registry"])
             if "registry" in data
+            else None
+        ),
+        approval=(
+            _approval(data["approval"], choose, bindings["approval"])
+            if "approval" in data
             else None
         ),
     )
@@ -233,6 +244,8 @@ def _bindings(data: dict[str, Any]) -> dict[str, Binding]:
         roles["publish"] = data["publish"]["task_id"]
     if "registry" in data:
         roles["registry"] = data["registry"].get("task_id", DEFAULT_REGISTRY_TASK_ID)
+    if "approval" in data:
+        roles["approval"] = _approval_task_id(data)
     taken = set(_TAKEN_NAMES)
     if isinstance(data["download"], list):
         taken.add("download")
@@ -440,9 +453,14 @@ def _docker_trainer(
     return replace(step, runner="", runner_kwargs={}, inputs=inputs, docker=run)
 
 
-def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:
+def _with_winner(
+    step: Step, chooser_task_id: str, push_key: str, asset: str | None = None
+) -> Step:
     """A publish or on_pass step that receives the winner: the fields its callable
-    accepts (python, via ``_call_with_winner``) or WINNER_* variables (bash)."""
+    accepts (python, via ``_call_with_winner``) or WINNER_* variables (bash). With
+    ``asset`` (publish's), its success records an event of that Asset carrying the winner."""
+    if asset is not None:
+        step = replace(step, asset=asset)
     if step.bash_command is not None:
         winner = _pull_template(chooser_task_id, push_key)
         env = {
@@ -454,6 +472,7 @@ def _with_winner(step: Step, chooser_task_id: str, push_key: str) -> Step:
         **step.runner_kwargs,
         "chooser_task_id": chooser_task_id,
         "push_key": push_key,
+        **({} if asset is None else {"asset": asset}),
     }
     return replace(step, runner="_call_with_winner", runner_kwargs=kwargs)
 
@@ -506,4 +525,64 @@ def _registry(
             {key: registry[key] for key in OPERATOR_SETTINGS if key in registry}
         ),
         gated="threshold" in data["chooser"],
+    )
+
+
+def _download(data: dict[str, Any], binding: Binding | None) -> Step:
+    """A download step; with ``winner_from``, its callable also gets ``winner``: what
+    the event of that Asset which triggered the run carried (``_call_with_asset_winner``)."""
+    step = _step(data, binding=binding)
+    uri = data.get("winner_from")
+    if uri is None:
+        return step
+    kwargs = {**step.runner_kwargs, "asset": uri}
+    return replace(
+        step, winner_from=uri, runner="_call_with_asset_winner", runner_kwargs=kwargs
+    )
+
+
+def _approval_task_id(data: dict[str, Any]) -> str | None:
+    if "approval" not in data:
+        return None
+    return data["approval"].get("task_id", DEFAULT_APPROVAL_TASK_ID)
+
+
+def _approval(data: dict[str, Any], chooser: Chooser, binding: Binding) -> Approval:
+    """The approval task: its subject and body set ``winner`` (what the chooser pushed)
+    before the config's text, so that a person sees the winner they are asked about."""
+    winner = f"{{% set winner = {_pull_template(chooser.task_id, chooser.push_key)} %}}"
+    on_timeout = data.get("on_timeout")
+    body = data.get("body") or _approval_body(chooser, on_timeout)
+    return Approval(
+        task_id=_approval_task_id({"approval": data}),
+        subject=UserText(winner + data.get("subject", DEFAULTS["approval", "subject"])),
+        body=UserText(winner + body),
+        binding=binding,
+        response_timeout=_optional_duration(data.get("response_timeout")),
+        on_timeout=on_timeout,
+        assigned_users=tuple(
+            {"id": user["id"], "name": user["name"]}
+            for user in data.get("assigned_users", ())
+        ),
+    )
+
+
+def _approval_body(chooser: Chooser, on_timeout: str | None) -> str:
+    """The default body: the winner in a table, and what each answer (or none) does."""
+    ranked = chooser.metric or chooser.xcom_key
+    rows = [
+        ("trainer", "{{ winner.task_id }}"),
+        (f"{chooser.mode} {ranked}", "{{ winner.value }}"),
+        ("metrics", "{{ winner.metrics | tojson }}"),
+        ("artifact", "{{ winner.artifact | default('none') }}"),
+        ("params", "{{ winner.params | tojson }}"),
+        ("run", "{{ run_id }}"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    timeout = (
+        f" Without an answer in time: {on_timeout}." if on_timeout is not None else ""
+    )
+    return (
+        f"| | |\n|---|---|\n{table}\n\n"
+        f"Approve publishes it; Reject skips publishing.{timeout}"
     )

@@ -29,6 +29,8 @@ _BARE_RUN_AFTER = re.compile(r"\bdag_run\.run_after\b(?!\s*\|\s*default\s*\()")
 
 # Trigger rules newer than the oldest supported Airflow, with the version that added them.
 TRIGGER_RULE_SINCE = {"all_done_min_one_success": "3.1"}
+# Airflow's human-in-the-loop operators (the approval section) came in 3.1.
+APPROVAL_SINCE = "3.1"
 
 
 def version(text: str) -> tuple[int, int]:
@@ -57,6 +59,15 @@ def target_errors(doc: Document) -> Iterator[Problem]:
         else f'target_airflow is "{target}" by default'
     )
     targeted = version(target)
+    if "approval" in doc.data and targeted < version(APPROVAL_SINCE):
+        yield doc.error(
+            ("approval",),
+            f"approval waits for a person with Airflow's ApprovalOperator, which came "
+            f"in Airflow {APPROVAL_SINCE}, and {declared}: an older Airflow cannot load "
+            f'the DAG; raise target_airflow to "{APPROVAL_SINCE}" if no older Airflow '
+            "runs it, or remove approval",
+            key=True,
+        )
     for path, value in walk(doc.data):
         if not isinstance(value, str):
             continue

@@ -27,6 +27,8 @@ DEFAULTS: dict[tuple[str, str], Any] = {
     ("chooser", "push_key"): "best_model",
     ("chooser", "branch_task_id"): "check_threshold",
     ("registry", "task_id"): "register_model",
+    ("approval", "task_id"): "approve",
+    ("approval", "subject"): "Publish {{ winner.task_id }} ({{ winner.value }})?",
 }
 DEFAULT_XCOM_KEY = DEFAULTS["trainers", "xcom_key"]
 DEFAULT_TASK_ID_PATTERN = DEFAULTS["trainers", "task_id_pattern"]
@@ -35,6 +37,7 @@ DEFAULT_BRANCH_TASK_ID = DEFAULTS["chooser", "branch_task_id"]
 DEFAULT_REGISTRY_TASK_ID = DEFAULTS["registry", "task_id"]
 # The alias registry.mlflow moves to each version it registers.
 DEFAULT_ALIAS = "champion"
+DEFAULT_APPROVAL_TASK_ID = DEFAULTS["approval", "task_id"]
 
 # A count or matrix far larger would make a file no scheduler can load.
 MAX_TRAINERS = 10_000
@@ -249,7 +252,7 @@ def docker_of(model: dict[str, Any], trainers: dict[str, Any]) -> dict[str, Any]
     return docker if isinstance(docker, dict) else None
 
 
-# -- issue 22: what flows between trainers, the chooser and publish ---------------------
+# -- what flows between trainers, the chooser and publish -------------------------------
 
 # The winner's fields a publish or on_pass step may take (python: those its signature
 # accepts by name; bash: as WINNER_<FIELD> environment variables).

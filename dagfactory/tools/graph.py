@@ -4,7 +4,8 @@ The layout follows the order Airflow runs the tasks in, one column per stage: th
 download task(s), the trainers' TaskGroup (one box per trainer, or one box for a mapped
 trainer), the chooser, then the threshold branch and the publish and registry tasks,
 then the branch's follow-ups (publish among them when it waits for the threshold:
-``publish.when``; the registry task when there is a threshold). The SVG is written by hand (no graph library, no fonts to measure): a
+``publish.when``; the registry task when there is a threshold); an approval task takes
+publish's place, publish after it. The SVG is written by hand (no graph library, no fonts to measure): a
 monospace font makes text widths predictable.
 """
 
@@ -106,6 +107,7 @@ def layout(pipeline: Pipeline) -> Layout:
             if step is not None
         ]
         edges += [(choose, branch)] + [(branch, outcome) for outcome in outcomes]
+    released: list[Node] = []  # publish, when a person approves it first
     if pipeline.publish is not None:
         publish = Node(
             "publish",
@@ -113,12 +115,20 @@ def layout(pipeline: Pipeline) -> Layout:
             _step_detail(pipeline.publish),
             "follow_up",
         )
+        gate = publish
+        if pipeline.approval is not None:
+            gate = Node(
+                "approval", pipeline.approval.task_id, "a person approves", "chooser"
+            )
+            released.append(publish)
         if pipeline.publish_gated:  # it runs only when the winner passes
-            outcomes.insert(1 if chooser.on_pass else 0, publish)
-            edges.append((branch, publish))
+            outcomes.insert(1 if chooser.on_pass else 0, gate)
+            edges.append((branch, gate))
         else:
-            after_chooser.append(publish)
-            edges.append((choose, publish))
+            after_chooser.append(gate)
+            edges.append((choose, gate))
+        if gate is not publish:
+            edges.append((gate, publish))
     if pipeline.registry is not None:
         registry = pipeline.registry
         mlflow = Node(
@@ -137,6 +147,8 @@ def layout(pipeline: Pipeline) -> Layout:
         columns.append(after_chooser)
     if outcomes:
         columns.append(outcomes)
+    if released:
+        columns.append(released)
     title = f"{trainers.group_id} (push {trainers.xcom_key})"
     return Layout(columns, 1, title, edges)
 

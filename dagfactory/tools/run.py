@@ -13,6 +13,11 @@ temporary home is gone.
 
 Retries are off for a local run: a failing task fails at once instead of waiting out its
 ``retry_delay`` (minutes, with nothing to show), and the deployment keeps the config's retries.
+
+A run whose approval task waits for a person is given its answer (``Approve`` or
+``Reject``) by the child, through Airflow's REST API route served in that process: the
+embedded Airflow makes everyone an admin of its simple auth manager, which the call
+goes through as a person's would.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from dagfactory.tools.airflow import airflow_env, python_with_airflow
 
 # The child half: runs the DAG and reads the run back in a process with Airflow.
 CHILD = "dagfactory.tools.run_child"
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
 
 
 def task_label(task_id: str, map_index: int) -> str:
@@ -92,6 +100,15 @@ class TaskLog:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """The REST call that answered an approval task, and Airflow's reply."""
+
+    request: str
+    status: int
+    response: str
+
+
+@dataclass(frozen=True)
 class RunResult:
     dag_id: str
     run_id: str | None
@@ -101,6 +118,7 @@ class RunResult:
     log: str
     task_logs: list[TaskLog] = field(default_factory=list)  # in the order tasks ran
     logs_folder: Path | None = None  # this run's task logs; None when it never ran
+    answers: list[Answer] = field(default_factory=list)  # to its approval task
 
     @property
     def succeeded(self) -> bool:
@@ -135,14 +153,24 @@ def tail(text: str, limit: int = 5000) -> str:
 
 
 def run_dag(
-    dag_id: str, dags_folder: Path, home: Path, logs_folder: Path | None = None
+    dag_id: str,
+    dags_folder: Path,
+    home: Path,
+    logs_folder: Path | None = None,
+    answer: str | None = None,
 ) -> RunResult:
     """Migrate the metadata DB under ``home``, run ``dag_id`` once (retries off), collect
     the XComs, and keep each task's log under ``logs_folder`` (default: ``home/logs``,
-    where Airflow keeps them)."""
+    where Airflow keeps them). ``answer`` (``Approve`` or ``Reject``) is given to an
+    approval task that waits for a person."""
     home.mkdir(parents=True, exist_ok=True)
     logs_folder = (logs_folder or home / "logs").absolute()
     env = airflow_env(home, dags_folder)
+    if answer is not None:
+        env.update(
+            AIRFLOW__CORE__AUTH_MANAGER=SIMPLE_AUTH_MANAGER,
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        )
     migrate = python_with_airflow(["-m", "airflow", "db", "migrate"], env)
     if migrate.returncode != 0:
         return RunResult(dag_id, None, None, [], [], migrate.log)
@@ -156,6 +184,7 @@ def run_dag(
                 str(dags_folder.resolve()),
                 str(result_file),
                 str(logs_folder),
+                *([] if answer is None else [answer]),
             ],
             env,
         )
@@ -181,4 +210,5 @@ def run_dag(
         log,
         task_logs,
         Path(document["logs_folder"]),
+        [Answer(**answer) for answer in document["answers"]],
     )
