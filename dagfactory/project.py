@@ -38,7 +38,7 @@ CONFIG_DEFAULTS = ("target_airflow",)
 # How DAGs are laid out in the output folder (dagfactory.output.bundle): one file per
 # DAG, or bundled into shards of at most shard_size DAGs.
 OUTPUTS = ("files", "bundled")
-SHARD_SIZE = 100
+SHARD_SIZE = 200
 SETTINGS = (*FOLDER_SETTINGS, "jobs", "output", "shard_size", *CONFIG_DEFAULTS)
 
 

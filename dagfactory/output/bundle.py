@@ -15,7 +15,7 @@ other out. Bundled output sits between:
   the others load.
 
 A DAG's shard is a hash of its DAG id over a power-of-two number of shards, chosen so
-that shards are filled to half of ``shard_size`` at most on average: editing a config
+that shards are filled to 80 % of ``shard_size`` at most on average: editing a config
 rewrites its DAG's file alone, adding or removing one rewrites one shard, and the number
 of shards only grows (doubling it moves half of each shard's DAGs, their files unchanged).
 A shard that is full passes its overflow to the next, so none holds more than
@@ -53,10 +53,11 @@ def shard_index(path: Path) -> int | None:
 
 
 def shard_count(total: int, shard_size: int, at_least: int = 1) -> int:
-    """The power of two of shards for ``total`` DAGs: twice the room they need, and
-    never fewer than ``at_least`` (the shards there already are: the count only grows)."""
+    """The power of two of shards for ``total`` DAGs: filled to 80 % at most on average
+    (so that a full one, which passes DAGs on, is rare), and never fewer than
+    ``at_least`` (the shards there already are: the count only grows)."""
     count = 1
-    while count * shard_size < 2 * total or count < at_least:
+    while count * shard_size * 4 < total * 5 or count < at_least:
         count *= 2
     return count
 
@@ -187,7 +188,7 @@ if _failed:
     _unbuilt = _Unbuilt(
         dag_id=f"{{os.path.basename(__file__)[:-3]}}_unbuilt",
         schedule=None,
-        description=f"{{len(_failed)}} DAGs of this file failed to build; "
-        f"the others are loaded.\\n\\n" + "\\n".join(_failed),
+        description=f"{{len(_failed)}} of the DAGs of this file failed to build "
+        "(the others are loaded):\\n\\n" + "\\n".join(_failed),
     )
 '''.replace("{folder}", FOLDER)
