@@ -29,8 +29,9 @@ from typing import NamedTuple
 
 class ProcessorRun(NamedTuple):
     wall: float  # the processor's whole process, from start to exit
+    cpu: float  # user + system seconds of the processor and all its children
     done_after: float  # from its start until every DAG was stored (its log says so)
-    parsing: float  # from the first file's parse start until every DAG was stored
+    parsing: float  # from its listing of the files until every DAG was stored
     dags: int  # rows in serialized_dag
     stored_code: int  # bytes of DAG source in dag_code
     files: int  # distinct DAG files that produced a DAG
@@ -90,13 +91,17 @@ def run_processor(
     started_at = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     started = datetime.datetime.now().timestamp()
     with log.open("w") as output:
-        status = subprocess.run(
+        process = subprocess.Popen(
             [str(python.parent / "airflow"), "dag-processor", "--num-runs", "1"],
             env=airflow_env(home, folder, pythonpath, parsing),
             stdout=output,
             stderr=subprocess.STDOUT,
-        ).returncode
+        )
+        _, waited, usage = os.wait4(process.pid, 0)
+        status = os.waitstatus_to_exitcode(waited)
     wall = datetime.datetime.now().timestamp() - started
+    # The processor waits for each file's process: their CPU is counted in its own.
+    cpu = usage.ru_utime + usage.ru_stime
     if status != 0:
         raise RuntimeError(
             f"airflow dag-processor on {folder} exited {status}:\n"
@@ -112,18 +117,15 @@ def run_processor(
         errors = db.execute("SELECT filename, stacktrace FROM import_error").fetchall()
     if errors or not parsed:
         raise RuntimeError(f"airflow dag-processor on {folder}: {errors[:3]}")
-    done = _loop_exit(log.read_text(), started_at)
+    text = log.read_text()
+    listed, done = (_logged(text, line, started_at) for line in (FOUND_LINE, EXIT_LINE))
     shutil.rmtree(home)
-    stored = [
-        (datetime.datetime.fromisoformat(at) - started_at).total_seconds()
-        for at, _ in parsed
-    ]
     durations = [duration for _, duration in parsed]
-    first_start = min(at - took for at, took in zip(stored, durations, strict=True))
     return ProcessorRun(
         wall,
+        cpu,
         done,
-        done - first_start,
+        done - listed,
         dags,
         code or 0,
         len(durations),
@@ -133,15 +135,17 @@ def run_processor(
     )
 
 
+# The processor's log lines that open and close its work: it has listed the dags
+# folder's files (and starts parsing them), and every result is in the database.
+FOUND_LINE = "files for bundle dags-folder"
 EXIT_LINE = "Exiting dag parsing loop"
 
 
-def _loop_exit(log: str, started_at: datetime.datetime) -> float:
-    """Seconds from ``started_at`` (naive UTC) to the log line that ends the parsing
-    loop: written after the last result went into the database."""
+def _logged(log: str, text: str, started_at: datetime.datetime) -> float:
+    """Seconds from ``started_at`` (naive UTC) to the first log line holding ``text``."""
     for line in log.splitlines():
-        if EXIT_LINE in line:
+        if text in line:
             stamp = line.split()[0].strip("[]").replace("Z", "+00:00")
             at = datetime.datetime.fromisoformat(stamp).astimezone(datetime.UTC)
             return (at.replace(tzinfo=None) - started_at).total_seconds()
-    raise RuntimeError(f"no {EXIT_LINE!r} line in the processor's log")
+    raise RuntimeError(f"no {text!r} line in the processor's log")
