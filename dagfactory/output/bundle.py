@@ -93,7 +93,7 @@ def earlier_files(out_dir: Path, skipped: Container[Path]) -> dict[str, str]:
         try:
             source = recorded_source(path)
         except OSError:
-            continue  # unreadable now: it keeps its place when it can be read again
+            continue  # unreadable: listed again once it can be read
         if source is not None:
             listed[path.stem] = source
     return listed
