@@ -7,9 +7,10 @@
 - parse: DagBag fill time in Airflow: dagfactory's files, hand-written DAGs, astronomer's
   dag-factory (installed only in benchmarks/.venv-dagfactory-astro), and trainer
   modules that take a second to import (the parse must not pay for them)
-- processor: Airflow's own `airflow dag-processor` over the same three (processor.py)
-- taskstart: a fresh process loading one task's DAG file as a worker does, at growing
-  project sizes (task_start.py)
+- processor: Airflow's own `airflow dag-processor` over the same three and dagfactory's
+  bundled output (processor.py), and over bundled output and dag-factory at 5,000 DAGs
+- taskstart: a fresh process loading one task's DAG file as a worker does, in the
+  task's parsing context and from source, at growing project sizes (task_start.py)
 
 Each render measurement runs in a fresh process; each parse variant runs in fresh
 processes that fill the DagBag several times (the first fill of a process pays for the
@@ -112,6 +113,27 @@ def render(
         str(out),
         *extra,
     ]
+
+
+BUNDLED_PROJECT = '[tool.dagfactory]\noutput = "bundled"\n'
+
+
+def render_bundled(configs: Path, out: Path, work: Path) -> Path:
+    """Render ``configs`` into ``out`` as bundled output: from a project folder of its
+    own whose pyproject.toml asks for it."""
+    project = Path(tempfile.mkdtemp(dir=work, prefix="bundled-project-"))
+    (project / "pyproject.toml").write_text(BUNDLED_PROJECT, "utf-8")
+    run_timed(render(configs, out), project)
+    return out
+
+
+def shard_of(folder: Path, dag_id: str) -> str:
+    """The shard file of a bundled output folder that lists ``dag_id``."""
+    listed = f'    "{dag_id}": '
+    for shard in sorted(folder.glob("dagfactory_shard_*.py")):
+        if listed in shard.read_text("utf-8"):
+            return shard.name
+    raise RuntimeError(f"no shard of {folder} lists {dag_id}")
 
 
 def install_wheel(work: Path) -> Path:
@@ -597,74 +619,104 @@ def bench_keystroke(table: Table, work: Path, runs: int) -> None:
     one.write_text(text, "utf-8")
 
 
-def bench_processor(table: Table, work: Path, count: int, runs: int) -> None:
-    """``airflow dag-processor`` over ``count`` DAGs three ways; see processor.py."""
+def bench_processor(table: Table, work: Path, sizes: list[int], runs: int) -> None:
+    """``airflow dag-processor`` over the same DAGs four ways at each of ``sizes`` (beyond
+    1,000: bundled output and dag-factory alone, the others take many minutes); see
+    processor.py."""
     python, astro_py = Path(sys.executable), astro_python()
     modules = trainer_modules(work / "processor-modules")
-    configs = corpus.write_configs(
-        work / "processor-configs", count, module="light_trainers"
-    )
-    generated = work / "processor-generated"
-    run_timed(render(configs, generated), work)
-    variants = {
-        "a": ("(a) dagfactory-generated", python, generated),
-        "b": (
-            "(b) hand-written Python",
-            python,
-            corpus.write_handwritten(
-                work / "processor-handwritten", count, module="light_trainers"
-            ),
-        ),
-        "c": (
-            f"(c) dag-factory {package_version(astro_py, 'dag-factory')}",
-            astro_py,
-            corpus.write_astro(
-                work / "processor-astro", count, module="light_trainers"
-            ),
-        ),
-    }
     database = processor.migrated_database(python, work)
+    version = package_version(astro_py, "dag-factory")
+    for count in sizes:
+        folder = work / f"processor-{count}"
+        configs = corpus.write_configs(
+            folder / "configs", count, module="light_trainers"
+        )
+        generated = folder / "generated"
+        run_timed(render(configs, generated), work)
+        variants = {
+            "a": ("(a) dagfactory, one file per DAG", python, generated),
+            "b": (
+                "(b) hand-written Python",
+                python,
+                corpus.write_handwritten(
+                    folder / "handwritten", count, module="light_trainers"
+                ),
+            ),
+            "c": (
+                f"(c) dag-factory {version}",
+                astro_py,
+                corpus.write_astro(folder / "astro", count, module="light_trainers"),
+            ),
+            "d": (
+                "(d) dagfactory, bundled",
+                python,
+                render_bundled(configs, folder / "bundled", work),
+            ),
+        }
+        if count > 1000:
+            variants = {name: variants[name] for name in ("c", "d")}
+        medians = processor_medians(variants, modules, database, work, runs)
+        for name, (label, _, _) in variants.items():
+            m = medians[name]
+            table.row(
+                f"dag-processor {count:,}: {label}",
+                str(runs),
+                f"{m['parsing']:.1f} s",
+                f"{m['dags'] / m['parsing']:,.1f} DAGs/s",
+                "",
+                f"{m['dags']:.0f} DAGs from {m['files']:.0f} file(s); CPU {m['cpu']:.1f} s;"
+                f" stored source {m['stored_code'] / 1e6:.1f} MB; per-file parse median"
+                f" {m['parse_median'] * 1000:.0f} ms, max {m['parse_max']:.2f} s,"
+                f" sum {m['parse_total']:.1f} s; all stored {m['done_after']:.1f} s"
+                f" from the processor's start, process {m['wall']:.1f} s",
+            )
+        for top, bottom, label, target in (
+            ("a", "b", "one file per DAG / hand-written", "<= 1.05"),
+            ("d", "c", "bundled / dag-factory", "<= 0.75"),
+            ("d", "a", "bundled / one file per DAG", ""),
+        ):
+            if top not in medians or bottom not in medians:
+                continue
+            ratio = medians[top]["parsing"] / medians[bottom]["parsing"]
+            cpu = medians[top]["cpu"] / medians[bottom]["cpu"]
+            parse = medians[top]["parse_total"] / medians[bottom]["parse_total"]
+            table.row(
+                f"  ratio {top}/{bottom} ({label}), {count:,} DAGs",
+                "",
+                f"{ratio:.2f}x",
+                "",
+                "",
+                "files listed to the last DAG stored (the processor's log);"
+                f" CPU {cpu:.2f}x; sum of per-file parse times {parse:.2f}x"
+                + (f"; target {target}" if target else ""),
+            )
+
+
+def processor_medians(
+    variants: dict[str, tuple[str, Path, Path]],
+    modules: Path,
+    database: Path,
+    work: Path,
+    runs: int,
+) -> dict[str, dict[str, float]]:
+    """Each variant's processor runs, in a rotating order (no variant always runs
+    first), as medians of each figure."""
     results: dict[str, list[processor.ProcessorRun]] = {name: [] for name in variants}
     names = list(variants)
-    for run in range(runs):  # a rotating order: no variant always runs first
+    for run in range(runs):
         for name in names[run % len(names) :] + names[: run % len(names)]:
             _, py, folder = variants[name]
             results[name].append(
                 processor.run_processor(py, folder, modules, database, work)
             )
-    medians = {}
-    for name, (label, _, _) in variants.items():
-        rows = results[name]
-        m = medians[name] = {
+    return {
+        name: {
             field: statistics.median(getattr(r, field) for r in rows)
             for field in processor.ProcessorRun._fields
         }
-        table.row(
-            f"dag-processor {count:,}: {label}",
-            str(runs),
-            f"{m['parsing']:.1f} s",
-            f"{m['dags'] / m['parsing']:,.1f} DAGs/s",
-            "",
-            f"{m['dags']:.0f} DAGs serialized from {m['files']:.0f} file(s); per-file parse"
-            f" median {m['parse_median'] * 1000:.0f} ms, max {m['parse_max']:.2f} s,"
-            f" sum {m['parse_total']:.1f} s; {m['serialized_after']:.1f} s from the"
-            f" processor's start, process {m['wall']:.1f} s",
-        )
-    for top, bottom, label, target in (
-        ("a", "b", "generated / hand-written", "<= 1.05"),
-        ("a", "c", "generated / dag-factory", "<= 0.25"),
-    ):
-        ratio = medians[top]["parsing"] / medians[bottom]["parsing"]
-        parse = medians[top]["parse_total"] / medians[bottom]["parse_total"]
-        table.row(
-            f"  ratio {top}/{bottom} ({label})",
-            "",
-            f"{ratio:.2f}x",
-            "",
-            "",
-            f"first parse to last DAG serialized; sum of per-file parse times {parse:.2f}x;"
-            f" target {target}",
-        )
+        for name, rows in results.items()
+    }
 
 
 def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> None:
@@ -678,7 +730,11 @@ def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> N
         "PYTHONPATH": str(modules),
     }
     task = "processing_tasks.training_model_1"
-    curves: dict[str, dict[int, dict]] = {"dagfactory": {}, "dag-factory": {}}
+    curves: dict[str, dict[int, dict]] = {
+        "dagfactory": {},
+        "bundled": {},
+        "dag-factory": {},
+    }
     for count in sizes:
         configs = corpus.write_configs(
             work / f"task-start-configs-{count}", count, module="light_trainers"
@@ -689,14 +745,16 @@ def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> N
             work / f"task-start-astro-{count}", count, module="light_trainers"
         )
         dag_id = corpus.variation(count // 2)["dag"]["dag_id"]
+        bundled = render_bundled(configs, work / f"task-start-bundled-{count}", work)
         variants = {
             "dagfactory": (python, generated, f"{dag_id}.py"),
+            "bundled": (python, bundled, shard_of(bundled, dag_id)),
             "dag-factory": (astro_py, astro, "load_dags.py"),
         }
         starts: dict[str, list[dict]] = {name: [] for name in variants}
+        names = list(variants)
         for run in range(runs):
-            order = list(variants) if run % 2 == 0 else list(variants)[::-1]
-            for name in order:
+            for name in names[run % len(names) :] + names[: run % len(names)]:
                 py, bundle, rel_path = variants[name]
                 starts[name].append(start_task(py, bundle, rel_path, dag_id, task, env))
         for name, measured in starts.items():
@@ -706,6 +764,7 @@ def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> N
             }
     for name, label in (
         ("dagfactory", "dagfactory: the DAG's own file"),
+        ("bundled", "dagfactory bundled: the DAG's shard"),
         ("dag-factory", f"dag-factory {version}: its loader file"),
     ):
         for count, m in curves[name].items():
@@ -715,7 +774,8 @@ def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> N
                 f"{m['seconds']:.3f} s",
                 "",
                 "",
-                f"whole process {m['process']:.2f} s (with Python and Airflow imports)",
+                f"whole process {m['process']:.2f} s (with Python and Airflow imports);"
+                " from source" + ("; target <= 0.05 s" if name == "bundled" else ""),
             )
     small, large = sizes[0], sizes[-1]
     growth = {
@@ -728,14 +788,20 @@ def bench_task_start(table: Table, work: Path, sizes: list[int], runs: int) -> N
         f"{growth['dagfactory']:.2f}x",
         "",
         "",
-        f"dagfactory (target: flat, ~1.00x); dag-factory {growth['dag-factory']:.2f}x",
+        f"dagfactory (target: flat, ~1.00x); bundled {growth['bundled']:.2f}x;"
+        f" dag-factory {growth['dag-factory']:.2f}x",
     )
 
 
 def start_task(
     python: Path, bundle: Path, rel_path: str, dag_id: str, task: str, env: dict
 ) -> dict:
-    """One fresh process that loads the file of ``dag_id`` and finds ``task``."""
+    """One fresh process that loads the file of ``dag_id`` and finds ``task``, every
+    file compiled from source (no bytecode cached or written), as on a worker's first
+    start after a deployment."""
+    for cache in bundle.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    env = env | {"PYTHONDONTWRITEBYTECODE": "1"}
     command = [str(python), str(TASK_START), str(bundle), rel_path, dag_id, task]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -797,8 +863,14 @@ def main() -> None:
         "--sizes",
         default="10,100,1000,10000",
         help="config counts: render renders each, taskstart loads at each up to"
-        " 1,000, processor parses the largest up to 1,000 and parse the largest up"
-        " to 200 (default 10,100,1000,10000; --sizes 10,30 makes a short run)",
+        " 1,000 and parse the largest up to 200 (default 10,100,1000,10000;"
+        " --sizes 10,30 --processor-sizes 30 makes a short run)",
+    )
+    parser.add_argument(
+        "--processor-sizes",
+        default="1000,5000",
+        help="DAG counts the processor parses (default 1000,5000; beyond 1,000 only"
+        " bundled output and dag-factory)",
     )
     parser.add_argument(
         "--processor-runs",
@@ -832,7 +904,8 @@ def main() -> None:
         if "parse" in groups:
             bench_parse(table, work, args.runs, min(PARSE_DAGS, sizes[-1]))
         if "processor" in groups:
-            bench_processor(table, work, small[-1], args.processor_runs)
+            processor_sizes = sorted({int(n) for n in args.processor_sizes.split(",")})
+            bench_processor(table, work, processor_sizes, args.processor_runs)
         if "taskstart" in groups:
             bench_task_start(table, work, small, args.runs)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -124,6 +124,7 @@ def compile_batch(
     jobs: int | None = None,
     cache: RenderCache | None = None,
     out_dir: Path | None = None,
+    shard_size: int | None = None,
     templates: Path | None = None,
     template_cache: TemplateCache | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -134,7 +135,7 @@ def compile_batch(
 
     ``jobs`` None picks :func:`default_jobs`. With a ``cache``, a config it knows is
     taken from it (with ``out_dir``: only if its DAG file there is current, else it is
-    compiled for its content), and every config compiled is recorded in it. Without
+    compiled for its content; ``shard_size``: bundled there), and every config compiled is recorded in it. Without
     ``render``, no DAG file is rendered, so none is recorded: an entry vouches for
     the digest of its file. ``template_cache`` (handed to every worker) keeps the
     compiled template for later processes.
@@ -156,7 +157,9 @@ def compile_batch(
             entry = cache.get(key)
             if entry is not None and (
                 out_dir is None
-                or cache.holds(output_path(out_dir, entry.dag_id), entry.digest)
+                or cache.holds(
+                    output_path(out_dir, entry.dag_id, shard_size), entry.digest
+                )
             ):
                 results[index] = Rendered.cached(configs[index], names[index], entry)
                 cache.contents.pop(os.fspath(configs[index].path), None)  # not needed

@@ -35,7 +35,11 @@ OUT = "generated_dags"
 # (dagfactory.compile.project_defaults).
 FOLDER_SETTINGS = ("configs", "out", "templates")
 CONFIG_DEFAULTS = ("target_airflow",)
-SETTINGS = (*FOLDER_SETTINGS, "jobs", *CONFIG_DEFAULTS)
+# How DAGs are laid out in the output folder (dagfactory.output.bundle): one file per
+# DAG, or bundled into shards of at most shard_size DAGs.
+OUTPUTS = ("files", "bundled")
+SHARD_SIZE = 200
+SETTINGS = (*FOLDER_SETTINGS, "jobs", "output", "shard_size", *CONFIG_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Project:
     templates: Path | None = None
     jobs: int | None = None
     defaults_file: Path | None = None
+    shard_size: int | None = None  # bundled output: at most this many DAGs a shard
 
     @classmethod
     def at(cls, root: Path, table: dict | None = None) -> Project:
@@ -69,13 +74,18 @@ class Project:
                     f"{root / PYPROJECT}: [tool.dagfactory] {name} must be a folder name, "
                     f"got {table[name]!r}"
                 )
-        jobs = table.get("jobs")
-        if jobs is not None and (
-            not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1
-        ):
+        jobs = _whole_number(root, table, "jobs")
+        output = table.get("output", OUTPUTS[0])
+        if output not in OUTPUTS:
             raise UsageError(
-                f"{root / PYPROJECT}: [tool.dagfactory] jobs must be a whole number "
-                f"of at least 1, got {jobs!r}"
+                f"{root / PYPROJECT}: [tool.dagfactory] output must be "
+                f"{' or '.join(map(repr, OUTPUTS))}, got {output!r}"
+            )
+        shard_size = _whole_number(root, table, "shard_size")
+        if shard_size is not None and output != "bundled":
+            raise UsageError(
+                f"{root / PYPROJECT}: [tool.dagfactory] shard_size is for bundled "
+                'output: add output = "bundled", or remove shard_size'
             )
         templates = table.get("templates")
         return cls(
@@ -85,6 +95,7 @@ class Project:
             None if templates is None else root / templates,
             jobs,
             root / PYPROJECT if set(CONFIG_DEFAULTS) & set(table) else None,
+            (shard_size or SHARD_SIZE) if output == "bundled" else None,
         )
 
     def defaults_folders(self, folder: Path) -> list[Path]:
@@ -94,6 +105,19 @@ class Project:
         top = self.configs if folder.is_relative_to(self.configs) else self.root
         parts = folder.relative_to(top).parts
         return [top.joinpath(*parts[:count]) for count in range(len(parts) + 1)]
+
+
+def _whole_number(root: Path, table: dict, name: str) -> int | None:
+    """The setting ``name`` of ``table``, a whole number of at least 1 (or None)."""
+    value = table.get(name)
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1
+    ):
+        raise UsageError(
+            f"{root / PYPROJECT}: [tool.dagfactory] {name} must be a whole number "
+            f"of at least 1, got {value!r}"
+        )
+    return value
 
 
 @functools.lru_cache(maxsize=256)

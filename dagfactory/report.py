@@ -190,7 +190,9 @@ def check_listing(result: CheckResult) -> list[str]:
             dag_ids = ", ".join(report.dag_ids) or "(no DAG)"
             lines.append(f"ok     {report.path.ljust(width)}  {dag_ids}")
             continue
-        lines.append(f"error  {report.path}: {report.kind}")
+        # A bundle's shard loads its other DAGs when one fails (dagfactory.output.bundle).
+        loaded = f" (loaded: {', '.join(report.dag_ids)})" if report.dag_ids else ""
+        lines.append(f"error  {report.path}: {report.kind}{loaded}")
         lines += [f"         {line}" for line in report.detail.splitlines()]
     return lines
 

@@ -131,7 +131,8 @@ def render(
     modes, reported).
     """
     started = time.perf_counter()
-    root = working_project().root
+    project = working_project()
+    root = project.root
     writing = mode is Mode.WRITE
     with writing_to(out_dir, root, create=writing) as guard:
         leftovers = guard.leftovers()
@@ -151,6 +152,7 @@ def render(
             templates=templates,
             jobs=jobs,
             config_errors=config_errors,
+            shard_size=project.shard_size,
         )
     if writing and leftovers:
         _tell_recovered(outcome, leftovers)
@@ -171,6 +173,7 @@ def _render(
     templates: Path | None,
     jobs: int | None,
     config_errors: str,
+    shard_size: int | None,
 ) -> Outcome:
     writing = mode is Mode.WRITE
     # Check and diff stage nothing: they write nothing, not even under a temporary name.
@@ -181,16 +184,25 @@ def _render(
             jobs=jobs,
             cache=cache,
             out_dir=out_dir,
+            shard_size=shard_size,
             templates=templates,
             template_cache=TemplateCache.for_user() if writing else None,
             on_rendered=(
-                functools.partial(_stage, staging, cache, out_dir) if writing else None
+                functools.partial(_stage, staging, cache, out_dir, shard_size)
+                if writing
+                else None
             ),
         )
         if batch.errors:
             return failed(batch) if config_errors == "list" else _invalid(batch)
         plan = plan_render(
-            batch.rendered, out_dir, force, staged=staging, replaced=cache.replaced
+            batch.rendered,
+            out_dir,
+            force,
+            staged=staging,
+            replaced=cache.replaced,
+            shard_size=shard_size,
+            prune=prune,
         )
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
@@ -206,10 +218,11 @@ def _render(
     cache.save()
     written = len(plan.changes)
     removed = f", {len(plan.stale)} stale removed" if prune else ""
+    shards = f", {plural(len(plan.shards), 'shard')} written" if plan.shards else ""
     elapsed = time.perf_counter() - started
     outcome.say(
         f"rendered {plural(plan.total, 'DAG')}: {written} written, {plan.total - written} unchanged, "
-        f"0 errors{removed} in {elapsed:.2f} s"
+        f"0 errors{removed}{shards} in {elapsed:.2f} s"
     )
     return outcome
 
@@ -228,10 +241,14 @@ def _tell_recovered(outcome: Outcome, leftovers: Leftovers) -> None:
 
 
 def _stage(
-    staging: Staging, cache: RenderCache, out_dir: Path, unit: Rendered
+    staging: Staging,
+    cache: RenderCache,
+    out_dir: Path,
+    shard_size: int | None,
+    unit: Rendered,
 ) -> Rendered:
     """Start writing a just-compiled config's file if it changes; keep only its digest."""
-    path = output_path(out_dir, unit.dag_id)
+    path = output_path(out_dir, unit.dag_id, shard_size)
     if not cache.holds(path, unit.digest):
         staging.stage(path, unit.content)
     return dataclasses.replace(unit, content=None, pipeline=None)
@@ -278,7 +295,7 @@ def _preview(plan: Plan, leftovers: Leftovers, *, diff: bool) -> Outcome:
             "run `dagfactory render`"
         )
     extra = [plan.ignore_file] if plan.ignore_file is not None else []
-    for planned in [*plan.files, *extra]:
+    for planned in [*plan.files, *plan.shards, *extra]:
         if planned.action is Action.UNCHANGED:
             continue
         if not diff and planned.action is Action.REMOVE:
@@ -289,7 +306,12 @@ def _preview(plan: Plan, leftovers: Leftovers, *, diff: bool) -> Outcome:
             )
         outcome.output.append(planned.diff())
     changes, stale = plan.changes, plan.stale
-    if len(plan.writes) > len(changes):
+    if plan.shards:
+        outcome.notes.append(
+            f"{plural(len(plan.shards), 'shard file')} of the bundle would change; "
+            "run `dagfactory render`"
+        )
+    if len(plan.writes) > len(changes) + len(plan.shards):
         outcome.notes.append(
             f"{plan.ignore_file.path} would change; run `dagfactory render`"
         )

@@ -135,12 +135,15 @@ def run(
         raise UsageError(f"no config in {configs} has dag_id {target!r}")
     (unit,) = units
     _check_answer(unit.pipeline, answer)
-    with writing_to(out_dir, working_project().root) as guard:
-        plan = plan_render([unit], out_dir)
+    project = working_project()
+    with writing_to(out_dir, project.root) as guard:
+        plan = plan_render([unit], out_dir, shard_size=project.shard_size)
         if plan.blocked:
             return Outcome(EXIT_PROBLEMS, plan.blocked, notes=["nothing written"])
         # Only this config's files: stale files (and leftovers) are `render`'s business.
-        only_this = Plan(plan.total, plan.changes, ignore_file=plan.ignore_file)
+        only_this = Plan(
+            plan.total, plan.changes, ignore_file=plan.ignore_file, shards=plan.shards
+        )
         outcome = write(only_this, journal=guard.journal_path)
     if outcome.exit_code:
         return outcome

@@ -29,6 +29,29 @@ def header(source: str) -> str:
     )
 
 
+# A bundle's shard file (dagfactory.output.bundle) is generated from many configs: its
+# header names none, and says which shard it is.
+_SHARD = GENERATED_MARKER + ": shard "
+
+
+def shard_header(index: int, count: int) -> str:
+    """The two comment lines that open shard ``index`` of a bundle of ``count``."""
+    return (
+        f"{_SHARD}{index} of {count} of a bundle of DAGs. Do not edit:\n"
+        "# change the configs and run `dagfactory render` to regenerate this file."
+    )
+
+
+def is_shard(path: Path) -> bool:
+    """Whether ``path`` is a bundle's shard file that dagfactory generated. Raises
+    :class:`OSError` as :func:`recorded_source` does."""
+    try:
+        with path.open("rb") as stream:
+            return stream.readline(4096).startswith(_SHARD.encode())
+    except IsADirectoryError:
+        return False
+
+
 def is_generated(content: bytes) -> bool:
     """Whether a file's bytes are those of a file dagfactory generated."""
     return content.startswith(_MARKER_BYTES)

@@ -7,6 +7,10 @@ removed on ``--prune``. Beside the DAG files, the folder's ``.airflowignore`` li
 user code the configs call that lives there (a package such as ``ml_demo/``), so that
 Airflow does not parse it as DAG files on every cycle. :mod:`.writer` carries a plan
 out; ``render --check`` and ``--diff`` only show it.
+
+With bundled output (:mod:`.bundle`) each DAG's file goes into the bundle's folder, the
+shard files that list them are planned as DAG files are, and the ``.airflowignore``
+must hide that folder: a user's own that does not blocks the render.
 """
 
 from __future__ import annotations
@@ -19,8 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dagfactory.compile.header import GENERATED_MARKER, is_generated, recorded_source
+from dagfactory.compile.header import (
+    GENERATED_MARKER,
+    is_generated,
+    is_shard,
+    recorded_source,
+)
 from dagfactory.configs import display_name
+from dagfactory.output import bundle
 from dagfactory.problems import Problem, UsageError
 
 
@@ -50,8 +60,11 @@ _IGNORE_HEADER = (
 )
 
 
-def output_path(out_dir: Path, dag_id: str) -> Path:
-    """Where the DAG file of ``dag_id`` goes: the one naming rule of outputs."""
+def output_path(out_dir: Path, dag_id: str, shard_size: int | None = None) -> Path:
+    """Where the DAG file of ``dag_id`` goes: the one naming rule of outputs (with a
+    ``shard_size``, bundled output: in the bundle's folder)."""
+    if shard_size is not None:
+        return bundle.module_path(out_dir, dag_id)
     return out_dir / f"{dag_id}.py"
 
 
@@ -127,6 +140,7 @@ class Plan:
     blocked: list[Problem] = field(default_factory=list)
     ignore_file: PlannedFile | None = None
     warnings: list[Problem] = field(default_factory=list)
+    shards: list[PlannedFile] = field(default_factory=list)  # bundled: to write
 
     @property
     def changes(self) -> list[PlannedFile]:
@@ -135,10 +149,12 @@ class Plan:
 
     @property
     def writes(self) -> list[PlannedFile]:
-        """Every file to write: the changed DAG files, then the ``.airflowignore``."""
+        """Every file to write: the changed DAG files, the bundle's shards, then the
+        ``.airflowignore``."""
         extra = [self.ignore_file] if self.ignore_file is not None else []
         return [
             *self.changes,
+            *self.shards,
             *(f for f in extra if f.action in (Action.CREATE, Action.UPDATE)),
         ]
 
@@ -153,6 +169,9 @@ def plan_render(
     force: Sequence[Path] = (),
     staged: Container[Path] = (),
     replaced: Mapping[str, bool | None] | None = None,
+    *,
+    shard_size: int | None = None,
+    prune: bool = False,
 ) -> Plan:
     """What rendering a batch into ``out_dir`` does; ``force`` names foreign files to replace.
 
@@ -161,9 +180,12 @@ def plan_render(
     it differs from what is there; the writer renames those. ``replaced`` tells of a
     file (by name as given) already read this run and known to differ from its new
     content whether it is generated (None: missing), so it is not read again. Raises :class:`~dagfactory.problems.UsageError` when ``force`` names
-    a file this render does not write.
+    a file this render does not write. A ``shard_size`` bundles the output; the shards
+    then list the DAGs whose files stay, those ``prune`` removes left out.
     """
-    outputs = [(output_path(out_dir, unit.dag_id), unit) for unit in rendered]
+    outputs = [
+        (output_path(out_dir, unit.dag_id, shard_size), unit) for unit in rendered
+    ]
     forced = {path.resolve() for path in force}
     # Resolving a path costs a system call per folder level: only for --force.
     unknown = forced - {path.resolve() for path, _ in outputs} if forced else set()
@@ -197,18 +219,54 @@ def plan_render(
                 unit.content or "",
             )
         )
-    plan.files += _stale_files(out_dir, outputs)
+    plan.files += _stale_files(out_dir, outputs, bundled=shard_size is not None)
+    if shard_size is not None:
+        _plan_shards(plan, out_dir, outputs, shard_size, prune)
     _plan_ignore_file(
-        plan, out_dir, {m for unit in rendered for m in unit.code_modules}
+        plan,
+        out_dir,
+        {m for unit in rendered for m in unit.code_modules},
+        bundled=shard_size is not None,
     )
     return plan
 
 
-def _plan_ignore_file(plan: Plan, out_dir: Path, modules: set[str]) -> None:
-    """The ``.airflowignore`` listing each module the configs call that is in ``out_dir``.
+def _plan_shards(
+    plan: Plan,
+    out_dir: Path,
+    outputs: list[tuple[Path, Rendered]],
+    shard_size: int,
+    prune: bool,
+) -> None:
+    """The shard files listing every DAG of the bundle: this batch's, and those whose
+    files are in the bundle's folder from earlier renders (unless pruned now)."""
+    listed = {unit.dag_id: unit.recorded_as for _, unit in outputs}
+    skipped = {path for path, _ in outputs}
+    skipped |= {planned.path for planned in plan.stale} if prune else set()
+    listed |= bundle.earlier_files(out_dir, skipped)
+    for path, content in bundle.shard_files(out_dir, listed, shard_size):
+        action = _action(path, content, {})
+        if isinstance(action, str):
+            plan.blocked.append(
+                Problem.in_file(
+                    str(path),
+                    f"{action}; refusing to overwrite it (bundled output writes "
+                    "its shards under this name). Move it away",
+                )
+            )
+        elif action is not Action.UNCHANGED:
+            plan.shards.append(PlannedFile(path, action, "the bundle", content))
+
+
+def _plan_ignore_file(
+    plan: Plan, out_dir: Path, modules: set[str], *, bundled: bool
+) -> None:
+    """The ``.airflowignore`` listing each module the configs call that is in ``out_dir``
+    (and, ``bundled``, the bundle's folder).
 
     Entries dagfactory listed before are kept while their code is still there, so that
-    rendering some of the configs does not drop what the others call.
+    rendering some of the configs does not drop what the others call. A user's own file
+    is never changed: one that does not hide the bundle's folder blocks a bundled render.
     """
     path = out_dir / IGNORE_FILE
     try:
@@ -217,8 +275,19 @@ def _plan_ignore_file(plan: Plan, out_dir: Path, modules: set[str]) -> None:
         current = None
     except (OSError, UnicodeDecodeError):
         current = ""  # unreadable: not ours
+    required = [f"{bundle.FOLDER}/"] if bundled else []
     if current is not None and not current.startswith(GENERATED_MARKER):
         listed = set(current.split())
+        if any(entry not in listed for entry in required):
+            plan.blocked.append(
+                Problem.in_file(
+                    str(path),
+                    "not written by dagfactory, so left as it is, and it does not hide "
+                    f"the bundle's folder: add the line {required[0]} to it (else "
+                    "Airflow parses each DAG's file there as well as its shard), or "
+                    "remove it for dagfactory to write its own",
+                )
+            )
         missing = [e for e in _ignore_entries(out_dir, modules) if e not in listed]
         if missing:
             plan.warnings.append(
@@ -235,7 +304,7 @@ def _plan_ignore_file(plan: Plan, out_dir: Path, modules: set[str]) -> None:
         for line in (current or "").splitlines()
         if line and not line.startswith("#")
     }
-    entries = _ignore_entries(out_dir, modules | earlier)
+    entries = sorted({*_ignore_entries(out_dir, modules | earlier), *required})
     if current is None and not entries:
         return
     content = _IGNORE_HEADER + "".join(f"{entry}\n" for entry in entries)
@@ -288,25 +357,30 @@ def _action(
 
 
 def _stale_files(
-    out_dir: Path, outputs: list[tuple[Path, Rendered]]
+    out_dir: Path, outputs: list[tuple[Path, Rendered]], *, bundled: bool
 ) -> list[PlannedFile]:
-    """Generated files in ``out_dir`` that no config produces any more.
+    """Generated files in ``out_dir`` (and the bundle's folder) that no config produces
+    any more.
 
     A file is stale when it is not one of this batch's outputs and the config its
     header names is gone, or is one of this batch's configs (which now renders to
     another file). Files of configs outside this batch, and files dagfactory did not
-    generate, are never stale.
+    generate, are never stale. Not ``bundled``, a bundle's shard files are stale too.
     """
-    # every output is out_dir / NAME (output_path), as is every file the glob finds:
-    # comparing names compares the files, without making 2,000 paths absolute
-    current = {path.name for path, _ in outputs}
+    # every output is out_dir / NAME or out_dir / FOLDER / NAME (output_path), as is
+    # every file the globs find: comparing the paths as given compares the files,
+    # without making 2,000 paths absolute
+    current = {path for path, _ in outputs}
     sources = {unit.recorded_as for _, unit in outputs}
     stale = []
-    for path in sorted(out_dir.glob("*.py"), key=lambda path: path.name):
-        if path.name in current:
+    found = [*out_dir.glob("*.py"), *(out_dir / bundle.FOLDER).glob("*.py")]
+    for path in sorted(found):
+        if path in current:
             continue
         try:
             source = recorded_source(path)
+            if source is None and not bundled and is_shard(path):
+                stale.append(PlannedFile(path, Action.REMOVE, "the bundle"))
         except OSError:
             continue  # unknown whether it is stale: left as it is
         if source is None:

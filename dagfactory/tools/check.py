@@ -28,6 +28,7 @@ from dagfactory.compile import Compilation, compile_config
 from dagfactory.compile.header import recorded_source
 from dagfactory.compile.references import Reference
 from dagfactory.configs import ConfigSource, display_name
+from dagfactory.output.bundle import FOLDER
 from dagfactory.output.plan import recorded_config
 from dagfactory.problems import Problem
 from dagfactory.tools.airflow import ChildExit, airflow_env, python_with_airflow
@@ -83,7 +84,8 @@ def configured_references(folder: Path) -> tuple[list[Reference], list[Problem]]
     references: list[Reference] = []
     problems: list[Problem] = []
     sources: dict[str, list[Path]] = {}
-    for path in sorted(folder.glob("*.py")):
+    # Bundled output (dagfactory.output.bundle) keeps each DAG's file in a subfolder.
+    for path in sorted([*folder.glob("*.py"), *(folder / FOLDER).glob("*.py")]):
         try:
             source = recorded_source(path)
         except OSError as exc:
