@@ -1,4 +1,4 @@
-"""Trainers in their own Python environment (issue 25): what ``runtime`` renders, and
+"""Trainers in their own Python environment: what ``runtime`` renders, and
 the configs validate refuses with the line to fix."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rules across keys of the train-and-choose contract (issue 22), one named check each.
+"""The rules across keys of the train-and-choose contract, one named check each.
 
 Separate from :mod:`.checks` to keep both small: these judge what flows between the
 steps (a download's result into the trainers' ``inputs``, how many trainers must
