@@ -159,6 +159,9 @@ def verify_run(dag: Any, failures: dict[tuple[str, int], str]) -> list[str]:
     for task in dag.tasks:
         task.retries = 0
     failures.clear()
+    from dagfactory.tools.airflow_api import activate_assets
+
+    activate_assets(dag)  # on 3.0, an Asset a task announces must be known first
     return verify_outcome(dag, dag.test(), failures)  # a failed run is returned
 
 

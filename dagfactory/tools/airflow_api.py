@@ -64,6 +64,33 @@ def add_listener(listener: object) -> None:
     get_listener_manager().add_listener(listener)
 
 
+def activate_assets(dag: Any) -> None:
+    """Make the Assets ``dag`` names known and active, as its processor would.
+
+    ``dag.test()`` on Airflow 3.0 runs a DAG that no processor stored: the Asset a task
+    announces is unknown there, and the task fails with "inactive assets in its inlets
+    or outlets". From 3.1 ``dag.test()`` stores the DAG itself, and Airflow 2 has no
+    such check, so this does something on 3.0 only.
+    """
+    from airflow import __version__
+
+    if not __version__.startswith("3.0."):
+        return
+    from airflow.dag_processing.collection import AssetModelOperation
+    from airflow.serialization.serialized_objects import (
+        LazyDeserializedDAG,
+        SerializedDAG,
+    )
+    from airflow.utils.session import create_session
+
+    stored_form = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # as processed
+    with create_session() as session:
+        assets = AssetModelOperation.collect({dag.dag_id: stored_form})
+        stored = assets.sync_assets(session=session)
+        session.flush()
+        assets.activate_assets_if_possible(stored.values(), session=session)
+
+
 def stored_xcoms(session: Any, run_id: str, dag_id: str) -> list[Any]:
     """Every XCom row of a run; each row's ``value`` is the Python data it holds.
 

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dagfactory.tools.airflow_api import add_listener, fill_dagbag, stored_xcoms
+from dagfactory.tools.airflow_api import (
+    activate_assets,
+    add_listener,
+    fill_dagbag,
+    stored_xcoms,
+)
 from dagfactory.tools.task_logs import TaskLogs, listener, run_log_folder
 
 # How often the answering thread looks for a task waiting for a person.
@@ -69,6 +74,7 @@ def run_and_record(
         threading.Thread(
             target=answer_approval, args=(dag_id, answer, answers), daemon=True
         ).start()
+    activate_assets(dag)
     try:
         run = dag.test()  # a failed run is returned, not raised
     except KeyboardInterrupt:  # from answer_approval: the run would wait for ever
