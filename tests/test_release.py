@@ -9,12 +9,14 @@ import ast
 import json
 import sqlite3
 import textwrap
+from types import ModuleType
 
 import pytest
 from test_render import assert_ruff_clean
 
 from conftest import VALID, compiled, dagfactory
 from dagfactory.compile import compile_text
+from dagfactory.tools.check_child import _probe
 
 PUBLISH = "publish:\n  task_id: release\n  python_callable: pkg.ops:publish\n"
 APPROVAL = "approval:\n  response_timeout: 1h\n  on_timeout: Reject\n"
@@ -71,6 +73,12 @@ def test_an_approval_needs_airflow_3_1_at_its_key():
             gated(approval="approval:\n  on_timeout: Reject\n"),
             "c.yaml:22:3: error: approval.on_timeout: 'on_timeout' is only allowed"
             " together with 'response_timeout'",
+        ),
+        (
+            gated(approval="approval:\n  notifiers: [alerts.chat]\n"),
+            "c.yaml:22:15: error: approval.notifiers[0]: expected a"
+            " 'module.path:function' reference such as my_pkg.models:train, got the"
+            " text 'alerts.chat'",
         ),
         (
             gated(approval="approval:\n  task_id: release\n"),
@@ -175,6 +183,72 @@ def test_the_approval_sits_between_the_threshold_branch_and_publish():
     assert ast.unparse(arguments["response_timeout"]) == "timedelta(hours=1)"
 
 
+NOTIFIED = gated() + "  notifiers: [alerts.chat:notifier, alerts.mail:notifier]\n"
+
+
+def test_the_notifiers_are_built_from_the_user_factories_when_the_file_is_parsed():
+    """Each reference is loaded and called (no arguments) in the operator's call, in
+    the config's order, and is a reference check binds at its line."""
+    code = source(NOTIFIED)
+    assert (
+        '        defaults="Reject",\n'
+        "        notifiers=[\n"
+        '            _load("alerts.chat:notifier")(),\n'
+        '            _load("alerts.mail:notifier")(),\n'
+        "        ],\n"
+        "    )\n"
+    ) in code
+    pipeline = compiled(NOTIFIED).pipeline
+    assert "alerts" in pipeline.code_modules  # .airflowignore hides it
+    chat, mail = [
+        reference
+        for reference in compiled(NOTIFIED).references
+        if reference.target.startswith("alerts.")
+    ]
+    assert (chat.spec_path, chat.line, chat.column) == (
+        ("approval", "notifiers", 0),
+        24,
+        15,
+    )
+    assert (mail.target, mail.spec_path) == (
+        "alerts.mail:notifier",
+        ("approval", "notifiers", 1),
+    )
+    assert (chat.keywords, chat.positional, chat.tasks) == ((), 0, ("approve",))
+    assert chat.passes == (
+        "task approve passes no arguments; the DAG file calls it when Airflow parses"
+        " it, and gives the notifier it returns to the approval task"
+    )
+
+
+def test_check_says_a_notifier_factory_that_needs_arguments_cannot_be_called():
+    def notifier(channel):
+        """Stands for a factory that wants what the DAG file does not pass."""
+
+    (reference,) = [
+        reference
+        for reference in compiled(NOTIFIED).references
+        if reference.target == "alerts.chat:notifier"
+    ]
+    module = ModuleType("alerts.chat")
+    module.notifier = notifier
+    call = {
+        "target": reference.target,
+        "keywords": list(reference.keywords),
+        "written": list(reference.written),
+        "positional": reference.positional,
+        "passes": reference.passes,
+    }
+    assert _probe(call, {"alerts.chat": module}, "dags", 30) == [
+        (
+            "notifier() missing a required argument: 'channel'; it accepts: channel"
+            f" ({reference.passes})",
+            "",
+            None,
+        )
+    ]
+
+
 def test_without_a_threshold_the_approval_follows_the_chooser():
     assert source(gated()).rstrip().endswith("choose >> approve >> release")
 
@@ -213,6 +287,7 @@ def test_every_release_combination_is_ruff_clean(tmp_path):
         ),
         "full_chooser": full_chooser,
         "consumer": CONSUMER,
+        "notified": NOTIFIED,
         "consumer_on_airflow_2": 'target_airflow: "2.10"\n' + CONSUMER,
     }
     for name, config in configs.items():

@@ -564,6 +564,7 @@ def _approval(data: dict[str, Any], chooser: Chooser, binding: Binding) -> Appro
             {"id": user["id"], "name": user["name"]}
             for user in data.get("assigned_users", ())
         ),
+        notifiers=tuple(data.get("notifiers", ())),
     )
 
 
