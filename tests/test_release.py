@@ -17,6 +17,7 @@ from test_render import assert_ruff_clean
 from conftest import VALID, compiled, dagfactory
 from dagfactory.compile import compile_text
 from dagfactory.tools.check_child import _probe
+from dagfactory.tools.graph import layout
 
 PUBLISH = "publish:\n  task_id: release\n  python_callable: pkg.ops:publish\n"
 APPROVAL = "approval:\n  response_timeout: 1h\n  on_timeout: Reject\n"
@@ -253,6 +254,53 @@ def test_without_a_threshold_the_approval_follows_the_chooser():
     assert source(gated()).rstrip().endswith("choose >> approve >> release")
 
 
+REGISTRY = "registry:\n  mlflow: {model_name: digits}\n"
+THRESHOLD = ("chooser:\n", "chooser:\n  threshold: 0.5\n")
+ALWAYS = (
+    "  python_callable: pkg.ops:publish\n",
+    "  python_callable: pkg.ops:publish\n  when: always\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "wiring", "on_pass", "before"),
+    [
+        (
+            gated() + REGISTRY,
+            "choose >> approve >> release\n    approve >> register_model",
+            None,
+            {"approval"},
+        ),
+        (  # the approval follows the branch: the registry task follows it alone
+            gated().replace(*THRESHOLD) + REGISTRY,
+            "check_threshold >> approve >> release\n    approve >> register_model",
+            ["approve"],
+            {"approval"},
+        ),
+        (  # publish does not wait for the threshold: the registry task waits for both
+            gated().replace(*THRESHOLD).replace(*ALWAYS) + REGISTRY,
+            "choose >> approve >> release\n"
+            "    check_threshold >> register_model\n"
+            "    approve >> register_model",
+            ["register_model"],
+            {"branch", "approval"},
+        ),
+    ],
+)
+def test_the_registry_task_waits_for_the_approval(config, wiring, on_pass, before):
+    """A rejected (or timed-out-to-Reject) winner is not registered: the approval
+    skips its direct downstream tasks, the registry task among them."""
+    result = compiled(config)
+    assert result.content.rstrip().endswith(wiring)
+    assert result.content.count(">> register_model") == wiring.count(
+        ">> register_model"
+    )
+    if on_pass is not None:
+        assert result.pipeline.chooser.branch_kwargs["on_pass"] == on_pass
+    drawn = {a.key for a, b in layout(result.pipeline).edges if b.key == "registry"}
+    assert drawn == before
+
+
 def test_the_announcing_task_declares_the_asset_as_its_outlet(tmp_path):
     published = source(VALID + PUBLISH + "  asset: model://demo/champion\n")
     assert 'outlets=[Asset("model://demo/champion")],' in published
@@ -288,6 +336,7 @@ def test_every_release_combination_is_ruff_clean(tmp_path):
         "full_chooser": full_chooser,
         "consumer": CONSUMER,
         "notified": NOTIFIED,
+        "gated_registry": gated().replace(*THRESHOLD).replace(*ALWAYS) + REGISTRY,
         "consumer_on_airflow_2": 'target_airflow: "2.10"\n' + CONSUMER,
     }
     for name, config in configs.items():

@@ -267,7 +267,7 @@ class Registry:
     binding: Binding
     runtime: dict[str, Any] = field(default_factory=dict)  # RUNTIME_ARGUMENTS
     settings: dict[str, Any] = field(default_factory=dict)  # OPERATOR_SETTINGS
-    gated: bool = False  # hangs off the threshold branch, as a gated publish does
+    gated: bool = False  # hangs off the threshold branch (vocabulary.registry_gated)
 
     @property
     def operator(self) -> str:
