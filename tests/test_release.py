@@ -8,13 +8,14 @@ from __future__ import annotations
 import ast
 import json
 import sqlite3
+import sys
 import textwrap
 from types import ModuleType
 
 import pytest
 from test_render import assert_ruff_clean
 
-from conftest import VALID, compiled, dagfactory
+from conftest import VALID, airflow_dagbag, compiled, dagfactory
 from dagfactory.compile import compile_text
 from dagfactory.tools.check_child import _probe
 from dagfactory.tools.graph import layout
@@ -441,3 +442,40 @@ def test_run_approve_answers_over_rest_and_publish_announces_the_winner(
         "artifact": "/models/0.9.pkl",
         "params": {"accuracy": 0.9},
     }
+
+
+NOTIFIER_CODE = """\
+from airflow.sdk import BaseNotifier
+
+
+class AskAlice(BaseNotifier):
+    def notify(self, context):
+        print("Alice, an answer is wanted")
+
+
+ASK_ALICE = AskAlice()
+
+
+def notifier():
+    return ASK_ALICE
+"""
+
+
+@pytest.mark.airflow
+def test_the_loaded_approval_task_holds_the_notifier_the_user_function_returns(
+    tmp_path, monkeypatch
+):
+    """A real DagBag parses the file: the factory is called there, and what it returned
+    is the approval task's notifier."""
+    (tmp_path / "approval_alerts.py").write_text(NOTIFIER_CODE)
+    config = gated() + "  notifiers: [approval_alerts:notifier]\n"
+    (tmp_path / "notified.py").write_text(source(config))
+    monkeypatch.syspath_prepend(str(tmp_path))  # _load then leaves sys.path as it is
+    try:
+        dagbag = airflow_dagbag(tmp_path)
+        assert dagbag.import_errors == {}
+        approve = dagbag.dags["demo"].get_task("approve")
+        (notifier,) = approve.notifiers
+        assert notifier is sys.modules["approval_alerts"].ASK_ALICE
+    finally:
+        sys.modules.pop("approval_alerts", None)
