@@ -8,13 +8,17 @@ from __future__ import annotations
 import ast
 import json
 import sqlite3
+import sys
 import textwrap
+from types import ModuleType
 
 import pytest
 from test_render import assert_ruff_clean
 
-from conftest import VALID, compiled, dagfactory
+from conftest import VALID, airflow_dagbag, compiled, dagfactory
 from dagfactory.compile import compile_text
+from dagfactory.tools.check_child import _probe
+from dagfactory.tools.graph import layout
 
 PUBLISH = "publish:\n  task_id: release\n  python_callable: pkg.ops:publish\n"
 APPROVAL = "approval:\n  response_timeout: 1h\n  on_timeout: Reject\n"
@@ -71,6 +75,12 @@ def test_an_approval_needs_airflow_3_1_at_its_key():
             gated(approval="approval:\n  on_timeout: Reject\n"),
             "c.yaml:22:3: error: approval.on_timeout: 'on_timeout' is only allowed"
             " together with 'response_timeout'",
+        ),
+        (
+            gated(approval="approval:\n  notifiers: [alerts.chat]\n"),
+            "c.yaml:22:15: error: approval.notifiers[0]: expected a"
+            " 'module.path:function' reference such as my_pkg.models:train, got the"
+            " text 'alerts.chat'",
         ),
         (
             gated(approval="approval:\n  task_id: release\n"),
@@ -175,8 +185,121 @@ def test_the_approval_sits_between_the_threshold_branch_and_publish():
     assert ast.unparse(arguments["response_timeout"]) == "timedelta(hours=1)"
 
 
+NOTIFIED = gated() + "  notifiers: [alerts.chat:notifier, alerts.mail:notifier]\n"
+
+
+def test_the_notifiers_are_built_from_the_user_factories_when_the_file_is_parsed():
+    """Each reference is loaded and called (no arguments) in the operator's call, in
+    the config's order, and is a reference check binds at its line."""
+    code = source(NOTIFIED)
+    assert (
+        '        defaults="Reject",\n'
+        "        notifiers=[\n"
+        '            _load("alerts.chat:notifier")(),\n'
+        '            _load("alerts.mail:notifier")(),\n'
+        "        ],\n"
+        "    )\n"
+    ) in code
+    pipeline = compiled(NOTIFIED).pipeline
+    assert "alerts" in pipeline.code_modules  # .airflowignore hides it
+    chat, mail = [
+        reference
+        for reference in compiled(NOTIFIED).references
+        if reference.target.startswith("alerts.")
+    ]
+    assert (chat.spec_path, chat.line, chat.column) == (
+        ("approval", "notifiers", 0),
+        24,
+        15,
+    )
+    assert (mail.target, mail.spec_path) == (
+        "alerts.mail:notifier",
+        ("approval", "notifiers", 1),
+    )
+    assert (chat.keywords, chat.positional, chat.tasks) == ((), 0, ("approve",))
+    assert chat.passes == (
+        "task approve passes no arguments; the DAG file calls it when Airflow parses"
+        " it, and gives the notifier it returns to the approval task"
+    )
+
+
+def test_check_says_a_notifier_factory_that_needs_arguments_cannot_be_called():
+    def notifier(channel):
+        """Stands for a factory that wants what the DAG file does not pass."""
+
+    (reference,) = [
+        reference
+        for reference in compiled(NOTIFIED).references
+        if reference.target == "alerts.chat:notifier"
+    ]
+    module = ModuleType("alerts.chat")
+    module.notifier = notifier
+    call = {
+        "target": reference.target,
+        "keywords": list(reference.keywords),
+        "written": list(reference.written),
+        "positional": reference.positional,
+        "passes": reference.passes,
+    }
+    assert _probe(call, {"alerts.chat": module}, "dags", 30) == [
+        (
+            "notifier() missing a required argument: 'channel'; it accepts: channel"
+            f" ({reference.passes})",
+            "",
+            None,
+        )
+    ]
+
+
 def test_without_a_threshold_the_approval_follows_the_chooser():
     assert source(gated()).rstrip().endswith("choose >> approve >> release")
+
+
+REGISTRY = "registry:\n  mlflow: {model_name: digits}\n"
+THRESHOLD = ("chooser:\n", "chooser:\n  threshold: 0.5\n")
+ALWAYS = (
+    "  python_callable: pkg.ops:publish\n",
+    "  python_callable: pkg.ops:publish\n  when: always\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("config", "wiring", "on_pass", "before"),
+    [
+        (
+            gated() + REGISTRY,
+            "choose >> approve >> release\n    approve >> register_model",
+            None,
+            {"approval"},
+        ),
+        (  # the approval follows the branch: the registry task follows it alone
+            gated().replace(*THRESHOLD) + REGISTRY,
+            "check_threshold >> approve >> release\n    approve >> register_model",
+            ["approve"],
+            {"approval"},
+        ),
+        (  # publish does not wait for the threshold: the registry task waits for both
+            gated().replace(*THRESHOLD).replace(*ALWAYS) + REGISTRY,
+            "choose >> approve >> release\n"
+            "    check_threshold >> register_model\n"
+            "    approve >> register_model",
+            ["register_model"],
+            {"branch", "approval"},
+        ),
+    ],
+)
+def test_the_registry_task_waits_for_the_approval(config, wiring, on_pass, before):
+    """A rejected (or timed-out-to-Reject) winner is not registered: the approval
+    skips its direct downstream tasks, the registry task among them."""
+    result = compiled(config)
+    assert result.content.rstrip().endswith(wiring)
+    assert result.content.count(">> register_model") == wiring.count(
+        ">> register_model"
+    )
+    if on_pass is not None:
+        assert result.pipeline.chooser.branch_kwargs["on_pass"] == on_pass
+    drawn = {a.key for a, b in layout(result.pipeline).edges if b.key == "registry"}
+    assert drawn == before
 
 
 def test_the_announcing_task_declares_the_asset_as_its_outlet(tmp_path):
@@ -213,6 +336,8 @@ def test_every_release_combination_is_ruff_clean(tmp_path):
         ),
         "full_chooser": full_chooser,
         "consumer": CONSUMER,
+        "notified": NOTIFIED,
+        "gated_registry": gated().replace(*THRESHOLD).replace(*ALWAYS) + REGISTRY,
         "consumer_on_airflow_2": 'target_airflow: "2.10"\n' + CONSUMER,
     }
     for name, config in configs.items():
@@ -317,3 +442,40 @@ def test_run_approve_answers_over_rest_and_publish_announces_the_winner(
         "artifact": "/models/0.9.pkl",
         "params": {"accuracy": 0.9},
     }
+
+
+NOTIFIER_CODE = """\
+from airflow.sdk import BaseNotifier
+
+
+class AskAlice(BaseNotifier):
+    def notify(self, context):
+        print("Alice, an answer is wanted")
+
+
+ASK_ALICE = AskAlice()
+
+
+def notifier():
+    return ASK_ALICE
+"""
+
+
+@pytest.mark.airflow
+def test_the_loaded_approval_task_holds_the_notifier_the_user_function_returns(
+    tmp_path, monkeypatch
+):
+    """A real DagBag parses the file: the factory is called there, and what it returned
+    is the approval task's notifier."""
+    (tmp_path / "approval_alerts.py").write_text(NOTIFIER_CODE)
+    config = gated() + "  notifiers: [approval_alerts:notifier]\n"
+    (tmp_path / "notified.py").write_text(source(config))
+    monkeypatch.syspath_prepend(str(tmp_path))  # _load then leaves sys.path as it is
+    try:
+        dagbag = airflow_dagbag(tmp_path)
+        assert dagbag.import_errors == {}
+        approve = dagbag.dags["demo"].get_task("approve")
+        (notifier,) = approve.notifiers
+        assert notifier is sys.modules["approval_alerts"].ASK_ALICE
+    finally:
+        sys.modules.pop("approval_alerts", None)

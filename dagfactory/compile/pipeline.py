@@ -267,7 +267,7 @@ class Registry:
     binding: Binding
     runtime: dict[str, Any] = field(default_factory=dict)  # RUNTIME_ARGUMENTS
     settings: dict[str, Any] = field(default_factory=dict)  # OPERATOR_SETTINGS
-    gated: bool = False  # hangs off the threshold branch, as a gated publish does
+    gated: bool = False  # hangs off the threshold branch (vocabulary.registry_gated)
 
     @property
     def operator(self) -> str:
@@ -290,6 +290,8 @@ class Approval:
 
     ``subject`` and ``body`` are Jinja templates that Airflow renders when the task
     runs, each starting by setting ``winner`` to what the chooser pushed.
+    ``notifiers`` are ``module:function`` references the file calls when it is parsed
+    (``_load``), each returning a notifier the operator calls when it starts waiting.
     """
 
     task_id: str
@@ -299,6 +301,7 @@ class Approval:
     response_timeout: timedelta | None = None
     on_timeout: str | None = None  # the answer taken when response_timeout passes
     assigned_users: tuple[dict[str, str], ...] = ()
+    notifiers: tuple[str, ...] = ()
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -475,19 +478,27 @@ class Pipeline:
 
     @property
     def code_modules(self) -> tuple[str, ...]:
-        """The top-level modules of the user code the DAG imports when its tasks run, sorted."""
+        """The top-level modules of the user code the DAG imports, sorted: when its tasks
+        run, and an approval's notifiers when the file is parsed."""
         refs = [
             step.python_callable
             for step in [*self.steps, *self.trainers.models]
             if step.python_callable
         ]
         refs += self.dag.callbacks.values()
+        refs += self.approval.notifiers if self.approval else ()
         return tuple(sorted({ref.partition(":")[0].split(".")[0] for ref in refs}))
 
     @property
     def loads_callables(self) -> bool:
-        """Whether the file imports user code when a task runs (and so needs ``_load``)."""
-        return bool(self.python_trainers or self.python_steps or self.dag.callbacks)
+        """Whether the file imports user code (and so needs ``_load``): when a task runs,
+        or an approval's notifiers when it is parsed."""
+        return bool(
+            self.python_trainers
+            or self.python_steps
+            or self.dag.callbacks
+            or (self.approval and self.approval.notifiers)
+        )
 
     @property
     def uses_timedelta(self) -> bool:

@@ -13,7 +13,7 @@ the template renders. What each generated helper adds (``templates/dag.py.j2``):
 (``_call``) and a trainer (``_train``) pass their ``op_kwargs`` as keyword arguments,
 a trainer its ``inputs`` too; ``_call_with_winner`` (publish, on_pass) adds the winner's
 fields that the function accepts; ``_callback`` passes the context, as one positional
-argument.
+argument; an approval's notifier factory is called with none, when the file is parsed.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ WINNER_NOTE = (
     " that it accepts"
 )
 CALLBACK_NOTE = "Airflow calls a DAG callback with one argument, the context"
+NOTIFIER_NOTE = (
+    "the DAG file calls it when Airflow parses it, and gives the notifier it returns"
+    " to the approval task"
+)
 # What a trainer in a Kubernetes pod imports, and where it comes from.
 KUBERNETES_OPERATOR = (
     "airflow.providers.cncf.kubernetes.operators.pod:KubernetesPodOperator"
@@ -225,6 +229,10 @@ def _calls(data: dict[str, Any], pipeline: Pipeline) -> Iterator[CallSite]:
             yield from _step_call(("chooser", name), step)
     if pipeline.publish is not None:
         yield from _step_call(("publish",), pipeline.publish)
+    if pipeline.approval is not None:
+        for index, target in enumerate(pipeline.approval.notifiers):
+            path = ("approval", "notifiers", index)
+            yield _Call(path, target, note=NOTIFIER_NOTE), pipeline.approval.task_id, {}
 
 
 def _trainer_calls(written: dict[str, Any], trainers: Trainers) -> Iterator[CallSite]:

@@ -53,6 +53,7 @@ from dagfactory.compile.vocabulary import (
     parse_date,
     parse_duration,
     publish_gated,
+    registry_gated,
     runs_kubernetes,
 )
 
@@ -165,7 +166,7 @@ def build_spec(doc: Document, source: str | None = None) -> Pipeline:
         gated_publish=data["publish"]["task_id"] if publish_gated(data) else None,
         gated_registry=(
             data["registry"].get("task_id", DEFAULT_REGISTRY_TASK_ID)
-            if "registry" in data and "threshold" in chooser
+            if registry_gated(data)
             else None
         ),
         approval_task_id=_approval_task_id(data),
@@ -524,7 +525,7 @@ def _registry(
         settings=_with_durations(
             {key: registry[key] for key in OPERATOR_SETTINGS if key in registry}
         ),
-        gated="threshold" in data["chooser"],
+        gated=registry_gated(data),
     )
 
 
@@ -564,6 +565,7 @@ def _approval(data: dict[str, Any], chooser: Chooser, binding: Binding) -> Appro
             {"id": user["id"], "name": user["name"]}
             for user in data.get("assigned_users", ())
         ),
+        notifiers=tuple(data.get("notifiers", ())),
     )
 
 

@@ -280,3 +280,18 @@ def publish_gated(data: dict[str, Any]) -> bool:
         and "threshold" in chooser
         and publish.get("when", "passed") == "passed"
     )
+
+
+def registry_gated(data: dict[str, Any]) -> bool:
+    """Whether the registry task hangs off the threshold branch itself.
+
+    With a threshold it registers only a winner that passes; an approval that follows
+    the branch (publish waits for the threshold) stands between them instead, and the
+    registry task then follows the approval alone.
+    """
+    chooser = data.get("chooser") or {}
+    return (
+        "registry" in data
+        and "threshold" in chooser
+        and not ("approval" in data and publish_gated(data))
+    )

@@ -5,8 +5,8 @@ download task(s), the trainers' TaskGroup (one box per trainer, or one box for a
 trainer), the chooser, then the threshold branch and the publish and registry tasks,
 then the branch's follow-ups (publish among them when it waits for the threshold:
 ``publish.when``; the registry task when there is a threshold); an approval task takes
-publish's place, publish after it. The SVG is written by hand (no graph library, no fonts to measure): a
-monospace font makes text widths predictable.
+publish's place, publish and the registry task after it. The SVG is written by hand (no
+graph library, no fonts to measure): a monospace font makes text widths predictable.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def layout(pipeline: Pipeline) -> Layout:
             if step is not None
         ]
         edges += [(choose, branch)] + [(branch, outcome) for outcome in outcomes]
-    released: list[Node] = []  # publish, when a person approves it first
+    released: list[Node] = []  # publish and the registry, when a person approves first
+    approval: Node | None = None
     if pipeline.publish is not None:
         publish = Node(
             "publish",
@@ -117,7 +118,7 @@ def layout(pipeline: Pipeline) -> Layout:
         )
         gate = publish
         if pipeline.approval is not None:
-            gate = Node(
+            gate = approval = Node(
                 "approval", pipeline.approval.task_id, "a person approves", "chooser"
             )
             released.append(publish)
@@ -138,8 +139,12 @@ def layout(pipeline: Pipeline) -> Layout:
             "follow_up",
         )
         if registry.gated:  # it registers only a winner that passes
-            outcomes.append(mlflow)
             edges.append((branch, mlflow))
+        if approval is not None:  # and only an approved one
+            released.append(mlflow)
+            edges.append((approval, mlflow))
+        elif registry.gated:
+            outcomes.append(mlflow)
         else:
             after_chooser.append(mlflow)
             edges.append((choose, mlflow))
