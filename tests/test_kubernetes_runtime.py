@@ -255,8 +255,11 @@ def test_check_names_the_missing_provider_at_the_runtime_s_line(wheel_venv, tmp_
     assert checked.returncode == 1, checked.stdout + checked.stderr
     errors = [line for line in checked.stderr.splitlines() if ": error: " in line]
     missing = (
-        ": a kubernetes runtime needs Airflow's cncf.kubernetes provider, which this"
-        " Airflow lacks: install dagfactory[kubernetes]"
+        ": cannot import airflow.providers.cncf.kubernetes.operators.pod: the provider"
+        " apache-airflow-providers-cncf-kubernetes is not installed in this Airflow;"
+        " install it where the DAG runs (pip install"
+        " apache-airflow-providers-cncf-kubernetes, or 'dagfactory[kubernetes]',"
+        " which pins it)"
     )
     assert [line.split(missing)[0] for line in errors if missing in line] == [
         "configs/gpu_pods.yaml:13:7: error: trainers.runtime.kubernetes",

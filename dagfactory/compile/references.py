@@ -49,11 +49,6 @@ NOTIFIER_NOTE = (
 KUBERNETES_OPERATOR = (
     "airflow.providers.cncf.kubernetes.operators.pod:KubernetesPodOperator"
 )
-KUBERNETES_INSTALL = (
-    "a kubernetes runtime needs Airflow's cncf.kubernetes provider, which this"
-    " Airflow lacks: install dagfactory[kubernetes]"
-    " (apache-airflow-providers-cncf-kubernetes) wherever the DAG is parsed and run"
-)
 
 
 # What a trainer in Docker runs: the docker provider's operator, which the generated
@@ -97,7 +92,6 @@ class Reference:
     tasks: tuple[str, ...] = ()
     note: str = ""
     optional: tuple[str, ...] = ()  # passed only when the function accepts them
-    install: str = ""  # what to install when its module is missing (a provider)
     keyword_places: tuple[tuple[str, tuple[Place, ...]], ...] = ()
     gpu_daemon: str | None = None  # a docker_url ("": the default) asked for GPUs
     env: Mapping[str, str | None] = field(
@@ -181,7 +175,6 @@ def callable_references(doc: Document, pipeline: Pipeline) -> tuple[Reference, .
                 tasks=tuple(callers),
                 note=call.note,
                 optional=call.optional,
-                install=call.install,
                 keyword_places=tuple(
                     (keyword, tuple(written))
                     for keyword, written in places[call].items()
@@ -202,7 +195,6 @@ class _Call(NamedTuple):
     positional: int = 0
     note: str = ""
     optional: tuple[str, ...] = ()
-    install: str = ""
     gpu_daemon: str | None = None
 
 
@@ -295,7 +287,6 @@ def _kubernetes_calls(
             (*path, "runtime", "kubernetes"),
             KUBERNETES_OPERATOR,
             note="a trainer in a pod runs in the provider's KubernetesPodOperator",
-            install=KUBERNETES_INSTALL,
         )
         yield call, f"{trainers.group_id}.{model.task_id}", {}
 

@@ -149,7 +149,6 @@ def check_folder(
                 "positional": reference.positional,
                 "optional": reference.optional,
                 "passes": reference.passes,
-                "install": reference.install,
                 "gpu_daemon": reference.gpu_daemon,
             }
             for reference in references

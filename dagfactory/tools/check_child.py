@@ -117,8 +117,6 @@ def _probe(
     module = modules[module_name]
     if isinstance(module, tuple):
         message, detail = module
-        if call.get("install"):  # a provider's module: what to install comes first
-            message = f"{call['install']}; {message}"
         return [(message, detail, None)]
     if not hasattr(module, function_name):
         hint = _suggest(module, function_name)
