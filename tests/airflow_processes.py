@@ -24,10 +24,7 @@ from pathlib import Path
 import pytest
 
 from dagfactory.tools.airflow import airflow_env
-
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
+from dagfactory.tools.run import SIMPLE_AUTH_MANAGER
 
 
 def free_loopback_port() -> int:

@@ -158,6 +158,34 @@ def test_generated_code_imports_only_airflow_and_the_standard_library():
     }
 
 
+def _module_level_imports(source: str) -> set[str]:
+    """The names a file binds by its top-level imports (its try/except blocks too)."""
+    statements, names = list(ast.parse(source).body), set()
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.Try):
+            statements += node.body + [s for h in node.handlers for s in h.body]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def test_no_task_variable_takes_a_name_the_file_imports():
+    """A chooser bound to ``os`` would rebind the module ``_load`` uses when a task runs:
+    every name the committed DAG files import keeps the task its role's name."""
+    imported = set().union(
+        *(
+            _module_level_imports(path.read_text())
+            for path in (ROOT / "generated_dags").glob("*.py")
+        )
+    )
+    assert {"os", "sys", "inspect", "numbers", "Decimal", "pendulum"} <= imported
+    for name in sorted(imported):
+        source = render(VALID.replace("task_id: choose", f"task_id: {name}"))
+        assert f"\n    {name} = " not in source, name
+        assert "\n    chooser = PythonOperator(  # noqa: AIR001" in source, name
+
+
 def test_airflow_templates_in_values_reach_the_dag_verbatim():
     text = VALID.replace(
         "bash_command: echo hello", "bash_command: 'echo {{ ds }} ${HOME} $((1+1))'"

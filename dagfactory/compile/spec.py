@@ -64,7 +64,12 @@ if TYPE_CHECKING:
 _TAKEN_NAMES = frozenset(
     {
         "importlib",
+        "inspect",
         "math",
+        "numbers",
+        "os",
+        "sys",
+        "Decimal",
         "timedelta",
         "partial",
         "pendulum",
