@@ -20,7 +20,6 @@ newer releases keep it first.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import math
@@ -160,9 +159,10 @@ def verify_run(dag: Any, failures: dict[tuple[str, int], str]) -> list[str]:
     for task in dag.tasks:
         task.retries = 0
     failures.clear()
-    from dagfactory.tools.airflow_api import activate_assets
+    from dagfactory.tools.airflow_api import activate_assets, keep_one_execution_api
 
     activate_assets(dag)  # on 3.0, an Asset a task announces must be known first
+    keep_one_execution_api()
     return verify_outcome(dag, dag.test(), failures)  # a failed run is returned
 
 
@@ -339,22 +339,6 @@ def verify_digits(
     return []
 
 
-def keep_one_execution_api() -> None:
-    """Run every task of dag.test() against one in-process execution API, as Airflow 3.3
-    does (its ``in_process_api_server`` is an ``lru_cache`` of one).
-
-    Airflow 3.0 to 3.2 build that FastAPI app anew for each task, about 2 s a task on a
-    2-CPU machine: most of the compatibility run's time, for nothing the probe checks.
-    """
-    try:
-        from airflow.sdk.execution_time import supervisor
-    except ImportError:  # Airflow 2 runs tasks without it
-        return
-    build = supervisor.in_process_api_server
-    if not hasattr(build, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(build)
-
-
 def main(folder: Path, result_file: Path, only: list[str]) -> None:
     """Write the verdicts after each step, so that a run that hangs is named when killed."""
     sys.path.insert(0, str(folder))  # as Airflow's workers import the user's code
@@ -383,7 +367,6 @@ def main(folder: Path, result_file: Path, only: list[str]) -> None:
         summary += "; deprecations raised by Airflow itself: " + "; ".join(elsewhere)
     verdicts["dagbag"] = (not problems, "; ".join(problems) or summary)
     failures = record_failures()
-    keep_one_execution_api()
     for dag_id in sorted(only or bag.dags):
         verdicts[dag_id] = (False, "still running when the probe was stopped")
         result_file.write_text(json.dumps(verdicts, indent=1), "utf-8")

@@ -27,6 +27,7 @@ from dagfactory.tools.airflow_api import (
     activate_assets,
     add_listener,
     fill_dagbag,
+    keep_one_execution_api,
     stored_xcoms,
 )
 from dagfactory.tools.task_logs import TaskLogs, listener, run_log_folder
@@ -75,6 +76,7 @@ def run_and_record(
             target=answer_approval, args=(dag_id, answer, answers), daemon=True
         ).start()
     activate_assets(dag)
+    keep_one_execution_api()
     try:
         run = dag.test()  # a failed run is returned, not raised
     except KeyboardInterrupt:  # from answer_approval: the run would wait for ever
